@@ -1,0 +1,124 @@
+//! `coffer`: the Coffer command line. `coffer serve` runs the server; administration commands follow.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use coffer_server::ServeConfig;
+
+#[derive(Parser)]
+#[command(name = "coffer", version, about = "Coffer: a self-hosted Azure Key Vault Managed HSM")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HSM server (HTTPS).
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Configuration file (TOML, same keys as the flags with underscores). Default: ./coffer.toml if present.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8443].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory [default: ./coffer-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Host name for the certificate and the URLs the server returns (repeatable; the first is used in URLs).
+    #[arg(long)]
+    hostname: Vec<String>,
+    /// PEM certificate chain to serve (instead of the generated local CA's certificate).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Public base URL (default https://{hostname or listen address}:{port}).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Challenge resource and token audience (default: the public URL).
+    #[arg(long)]
+    resource: Option<String>,
+    /// Mark a new instance as a development instance.
+    #[arg(long)]
+    dev: bool,
+    /// Soft-delete retention in days (7-90), fixed when the instance is created [default: 90].
+    #[arg(long)]
+    soft_delete_retention_days: Option<i64>,
+    /// Enable purge protection when the instance is created.
+    #[arg(long)]
+    purge_protection: bool,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<ServeConfig> {
+        let file = match &self.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from("coffer.toml")).filter(|p| p.exists()),
+        };
+        let mut c = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                ServeConfig::from_toml(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => ServeConfig::default(),
+        };
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if !self.hostname.is_empty() {
+            c.hostname = self.hostname;
+        }
+        if self.tls_cert.is_some() {
+            c.tls_cert = self.tls_cert;
+            c.tls_key = self.tls_key;
+        }
+        if self.public_url.is_some() {
+            c.public_url = self.public_url;
+        }
+        if self.resource.is_some() {
+            c.resource = self.resource;
+        }
+        c.dev |= self.dev;
+        if let Some(v) = self.soft_delete_retention_days {
+            c.soft_delete_retention_days = v;
+        }
+        c.purge_protection |= self.purge_protection;
+        Ok(c)
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            init_tracing(&args.log_format);
+            let config = args.into_config()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(coffer_server::serve(config))
+        }
+    }
+}

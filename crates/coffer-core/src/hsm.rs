@@ -1,0 +1,150 @@
+//! `Hsm`: the service object. It owns the unsealed root of trust, the key cache and the ports, and every
+//! operation (in `ops/`) is a method on it that takes the caller as `&Principal`.
+use std::sync::Arc;
+
+use coffer_crypto::jwt::TokenSigningKey;
+use coffer_crypto::keys::PrivateKey;
+
+use crate::authz::{DataAction, Scope};
+use crate::cache::KeyCache;
+use crate::clock::Clock;
+use crate::instance::{
+    self, BootstrapCredentials, CreateOptions, DerivedKeys, SealProvider, domain_secret_aad, material_aad,
+    token_key_aad,
+};
+use crate::key::KeyVersionRecord;
+use crate::store::{InstanceRecord, Store};
+use crate::{Error, Principal};
+
+/// Settings that are not part of the stored instance.
+#[derive(Debug, Clone)]
+pub struct HsmConfig {
+    /// `https://host:port` as clients reach the server (no trailing slash): used in `kid`, issuer, links.
+    pub public_url: String,
+    /// The challenge `resource`, which is also the token audience.
+    pub resource: String,
+    /// Lifetime of issued tokens, seconds.
+    pub token_lifetime_secs: i64,
+    /// How many unsealed keys to keep in memory.
+    pub key_cache_capacity: usize,
+}
+
+/// The Managed HSM service.
+pub struct Hsm {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) instance: InstanceRecord,
+    pub(crate) keys: DerivedKeys,
+    pub(crate) token_key: TokenSigningKey,
+    pub(crate) cache: KeyCache,
+    pub(crate) config: HsmConfig,
+}
+
+impl std::fmt::Debug for Hsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hsm").field("instance_id", &self.instance.instance_id).finish_non_exhaustive()
+    }
+}
+
+impl Hsm {
+    /// Opens the instance in `store`, creating it first when the store is empty. On creation the bootstrap
+    /// credentials are returned (once; they are not stored in the clear anywhere).
+    pub async fn open_or_create(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        seal: &dyn SealProvider,
+        config: HsmConfig,
+        create: &CreateOptions,
+    ) -> Result<(Self, Option<BootstrapCredentials>), Error> {
+        let (record, credentials) = match store.instance().await? {
+            Some(r) => (r, None),
+            None => {
+                let new = instance::new_instance(seal, create, clock.now())?;
+                store.create_instance(&new.record, &new.bootstrap).await?;
+                tracing::info!(instance_id = %new.record.instance_id, tenant_id = %new.record.tenant_id, "instance created");
+                (new.record, Some(new.credentials))
+            }
+        };
+        let domain_secret = seal.open(&domain_secret_aad(&record.instance_id), &record.sealed_domain_secret)?;
+        let keys = DerivedKeys::derive(&domain_secret)?;
+        drop(domain_secret);
+        let token_pkcs8 = coffer_crypto::seal::open(&keys.token, &token_key_aad(&record.instance_id), &record.sealed_token_key)?;
+        let token_key = TokenSigningKey::from_pkcs8(&token_pkcs8)?;
+        let cache = KeyCache::new(config.key_cache_capacity);
+        Ok((Self { store, clock, instance: record, keys, token_key, cache, config }, credentials))
+    }
+
+    /// The tenant this instance serves.
+    pub fn tenant_id(&self) -> &str {
+        &self.instance.tenant_id
+    }
+
+    /// The instance record (no secrets in the clear).
+    pub fn instance(&self) -> &InstanceRecord {
+        &self.instance
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HsmConfig {
+        &self.config
+    }
+
+    /// Decides whether `caller` may perform `action` on `scope` (see [`crate::authz`] for the current rule).
+    pub fn authorize(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<(), Error> {
+        let same_tenant = caller.tenant_id == self.instance.tenant_id && caller.issuer == self.issuer();
+        let allowed = match action {
+            DataAction::PrincipalsWrite => same_tenant && caller.object_id == self.instance.bootstrap_object_id,
+            _ => same_tenant,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            tracing::info!(object_id = %caller.object_id, action = action.name(), scope = %scope.as_string(), "denied");
+            Err(Error::Forbidden(format!(
+                "Caller is not authorized to perform action on resource. Caller: oid={}; Action: '{}'; Resource: '{}'",
+                caller.object_id,
+                action.name(),
+                scope.as_string()
+            )))
+        }
+    }
+
+    /// Seals private material for a version.
+    pub(crate) fn seal_material(&self, record_key: &PrivateKey, rec: &KeyVersionRecord) -> Result<Vec<u8>, Error> {
+        let bytes = record_key.to_storage_bytes()?;
+        let aad = material_aad(&self.instance.instance_id, &rec.name, &rec.version, rec.key_type);
+        Ok(coffer_crypto::seal::seal(&self.keys.material, &aad, bytes.expose_secret())?)
+    }
+
+    /// The unsealed private key of a version, from the cache or by unsealing it.
+    pub(crate) fn private_key(&self, rec: &KeyVersionRecord) -> Result<Arc<PrivateKey>, Error> {
+        if let Some(k) = self.cache.get(rec.name.as_str(), rec.version.as_str()) {
+            return Ok(k);
+        }
+        let aad = material_aad(&self.instance.instance_id, &rec.name, &rec.version, rec.key_type);
+        let bytes = coffer_crypto::seal::open(&self.keys.material, &aad, &rec.sealed_material)?;
+        let curve = match rec.key_type {
+            crate::key::KeyType::Ec(c) => Some(c),
+            _ => None,
+        };
+        let key = Arc::new(PrivateKey::from_storage_bytes(rec.key_type.family(), curve, bytes.expose_secret())?);
+        self.cache.insert(rec.name.as_str(), rec.version.as_str(), Arc::clone(&key));
+        Ok(key)
+    }
+
+    /// Soft-delete retention in days.
+    pub fn retention_days(&self) -> i64 {
+        self.instance.soft_delete_retention_days
+    }
+
+    /// The `recoveryLevel` keys report.
+    pub fn recovery_level(&self) -> &'static str {
+        let customized = self.instance.soft_delete_retention_days < 90;
+        match (customized, self.instance.purge_protection) {
+            (false, false) => "Recoverable+Purgeable",
+            (false, true) => "Recoverable",
+            (true, false) => "CustomizedRecoverable+Purgeable",
+            (true, true) => "CustomizedRecoverable",
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The built-in token service (client-credentials grant by client secret or by certificate assertion) and
+//! bearer-token validation. Tokens are ES256 JWTs signed by a key sealed under the domain secret.
+use coffer_crypto::jwt::{self, TokenValidation};
+
+use crate::instance::client_secret_hash;
+use crate::{Error, Hsm, Principal};
+
+/// The client-assertion type of RFC 7523.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A token request (form fields of the token endpoint).
+#[derive(Debug, Default)]
+pub struct TokenRequest {
+    pub grant_type: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<coffer_crypto::SecretBytes>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// An issued token.
+#[derive(Debug)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+fn invalid_request(code: &'static str, description: impl Into<String>) -> Error {
+    Error::InvalidTokenRequest { code, description: description.into() }
+}
+
+impl Hsm {
+    /// The issuer of this instance's tokens: `{url}/{tenant}/v2.0`.
+    pub fn issuer(&self) -> String {
+        format!("{}/{}/v2.0", self.config.public_url, self.instance.tenant_id)
+    }
+
+    /// The token endpoint as advertised (also the audience of client assertions).
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.config.public_url, self.instance.tenant_id)
+    }
+
+    /// The public JWK Set of the token service.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [self.token_key.public_jwk()] })
+    }
+
+    /// Runs the client-credentials grant.
+    pub async fn issue_token(&self, req: TokenRequest, token_endpoint_seen: &str) -> Result<IssuedToken, Error> {
+        match req.grant_type.as_deref() {
+            Some("client_credentials") => {}
+            Some(other) => {
+                return Err(invalid_request("unsupported_grant_type", format!("The grant type '{other}' is not supported.")));
+            }
+            None => return Err(invalid_request("invalid_request", "The request must contain grant_type.")),
+        }
+        let scope = req.scope.as_deref().ok_or_else(|| invalid_request("invalid_request", "scope is required."))?;
+        let audience = scope
+            .split(' ')
+            .find_map(|s| s.strip_suffix("/.default"))
+            .ok_or_else(|| invalid_request("invalid_scope", "The scope must be '<resource>/.default'."))?;
+        if !self.accepted_audiences().iter().any(|a| a == audience) {
+            return Err(invalid_request("invalid_scope", format!("The resource '{audience}' is not served here.")));
+        }
+        let client_id =
+            req.client_id.as_deref().ok_or_else(|| invalid_request("invalid_request", "client_id is required."))?;
+        let principal = self.store.principal_by_client_id(client_id).await?;
+        let Some(principal) = principal else {
+            tracing::info!(client_id, "token refused: unknown client");
+            return Err(Error::InvalidClient(format!("Application with identifier '{client_id}' was not found.")));
+        };
+        let now = self.clock.now();
+        if let Some(secret) = &req.client_secret {
+            let presented = client_secret_hash(secret.expose_secret());
+            let mut ok = false;
+            for h in &principal.secret_hashes {
+                ok |= coffer_crypto::secret::ct_eq(h, &presented);
+            }
+            if !ok {
+                tracing::info!(client_id, "token refused: wrong client secret");
+                return Err(Error::InvalidClient("Invalid client secret provided.".into()));
+            }
+        } else if let Some(assertion) = &req.client_assertion {
+            if req.client_assertion_type.as_deref() != Some(JWT_BEARER) {
+                return Err(invalid_request("invalid_request", "client_assertion_type must be jwt-bearer."));
+            }
+            let now_u = u64::try_from(now).unwrap_or(0);
+            let mut accepted = false;
+            // The assertion's audience is the token endpoint as the client saw it advertised.
+            for aud in [self.token_endpoint(), token_endpoint_seen.to_string()] {
+                if jwt::verify_client_assertion(assertion, &principal.certificates, &aud, client_id, now_u).is_ok() {
+                    accepted = true;
+                    break;
+                }
+            }
+            if !accepted {
+                tracing::info!(client_id, "token refused: client assertion rejected");
+                return Err(Error::InvalidClient("The client assertion is invalid.".into()));
+            }
+        } else {
+            return Err(invalid_request("invalid_request", "client_secret or client_assertion is required."));
+        }
+        let lifetime = self.config.token_lifetime_secs;
+        let claims = serde_json::json!({
+            "aud": audience,
+            "iss": self.issuer(),
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "oid": principal.object_id,
+            "sub": principal.object_id,
+            "tid": self.instance.tenant_id,
+            "appid": principal.client_id,
+            "azp": principal.client_id,
+            "idtyp": "app",
+            "ver": "2.0",
+        });
+        let access_token = self.token_key.sign(&claims)?;
+        tracing::info!(client_id, object_id = %principal.object_id, "token issued");
+        Ok(IssuedToken { access_token, expires_in: u64::try_from(lifetime).unwrap_or(3600) })
+    }
+
+    /// Audiences the data plane accepts.
+    pub fn accepted_audiences(&self) -> Vec<String> {
+        let r = self.config.resource.trim_end_matches('/').to_string();
+        vec![r.clone(), format!("{r}/")]
+    }
+
+    /// Validates a bearer token (signature, issuer, audience, expiry, not-before) and returns the caller.
+    pub fn authenticate(&self, bearer: &str) -> Result<Principal, Error> {
+        let audiences = self.accepted_audiences();
+        let issuer = self.issuer();
+        let validation = TokenValidation {
+            issuer: &issuer,
+            audiences: &audiences,
+            now: u64::try_from(self.clock.now()).unwrap_or(0),
+            leeway: 60,
+        };
+        let claims = jwt::verify(bearer, &self.jwks(), &validation).map_err(|e| {
+            tracing::debug!(error = %e, "bearer token rejected");
+            Error::Unauthenticated
+        })?;
+        let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let object_id = s("oid").or_else(|| s("sub")).ok_or(Error::Unauthenticated)?;
+        let tenant_id = s("tid").ok_or(Error::Unauthenticated)?;
+        let client_id = s("appid").or_else(|| s("azp")).unwrap_or_default();
+        Ok(Principal { issuer, tenant_id, object_id, client_id })
+    }
+
+    /// Registers a certificate credential (PEM) for a principal; returns its `x5t` thumbprint.
+    pub async fn add_certificate(&self, caller: &Principal, object_id: &str, pem: &str) -> Result<String, Error> {
+        self.authorize(caller, crate::authz::DataAction::PrincipalsWrite, &crate::authz::Scope::Root)?;
+        let ders = coffer_crypto::x509::certificates_from_pem(pem)
+            .map_err(|_| Error::BadParameter("certificate must be a PEM X.509 certificate".into()))?;
+        let der = ders.into_iter().next().ok_or_else(|| Error::BadParameter("no certificate in PEM".into()))?;
+        coffer_crypto::x509::check_client_certificate(&der)
+            .map_err(|e| Error::BadParameter(format!("certificate not usable as a credential: {e}")))?;
+        if !self.store.add_certificate(object_id, &der).await? {
+            return Err(Error::NotFound(format!("Principal '{object_id}' was not found.")));
+        }
+        Ok(coffer_crypto::x509::thumbprint_sha1(&der))
+    }
+}

@@ -1,0 +1,20 @@
+//! Coffer's rules. Core owns the key lifecycle (create, import, versions, update, soft-delete, recover, purge,
+//! backup/restore), every crypto operation's preconditions (`key_ops`, `enabled`, `nbf`, `exp`), the sealing
+//! policy (what the at-rest AAD binds), the token service, and authorization. It does no I/O of its own: storage
+//! and time come in through the [`store::Store`] and [`clock::Clock`] ports, so no route can skip a rule.
+
+pub mod authz;
+pub mod cache;
+pub mod clock;
+pub mod error;
+pub mod hsm;
+pub mod identity;
+pub mod instance;
+pub mod key;
+pub mod ops;
+pub mod principal;
+pub mod store;
+
+pub use error::Error;
+pub use hsm::Hsm;
+pub use principal::Principal;

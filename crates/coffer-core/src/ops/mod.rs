@@ -1,0 +1,51 @@
+//! The operations, one file per family. Each one authorizes first, then loads, computes, persists.
+
+pub mod backup_restore;
+pub mod create_import;
+pub mod crypto;
+pub mod delete_recover_purge;
+pub mod random;
+pub mod read;
+pub mod update;
+
+use std::collections::BTreeMap;
+
+use crate::Error;
+use crate::key::KeyAttributes;
+
+/// Writable attributes and metadata shared by create, import and update requests.
+#[derive(Debug, Clone, Default)]
+pub struct KeyProperties {
+    pub key_ops: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    pub not_before: Option<i64>,
+    pub expires: Option<i64>,
+    pub exportable: Option<bool>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub release_policy: Option<String>,
+}
+
+/// Validates tags: at most 15, names up to 512 and values up to 256 characters (Key Vault limits).
+pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
+    if tags.len() > 15 {
+        return Err(Error::BadParameter("A key may have at most 15 tags.".into()));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 512 || v.chars().count() > 256 {
+            return Err(Error::BadParameter(
+                "Tag names must be 1 to 512 characters and tag values at most 256 characters.".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks `nbf` < `exp` when both are set.
+pub(crate) fn check_times(attrs: &KeyAttributes) -> Result<(), Error> {
+    if let (Some(nbf), Some(exp)) = (attrs.not_before, attrs.expires) {
+        if nbf >= exp {
+            return Err(Error::BadParameter("The key's nbf must be earlier than its exp.".into()));
+        }
+    }
+    Ok(())
+}

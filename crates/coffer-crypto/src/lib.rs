@@ -1,0 +1,22 @@
+//! Coffer's cryptography: the only crate that touches aws-lc-rs (and the crates that wrap it:
+//! jsonwebtoken, rcgen). Everything here is pure computation: no I/O, no clock, no storage.
+//!
+//! Secrets are [`SecretBytes`]: zeroized on drop, no `Debug` output, constant-time comparison.
+
+pub mod error;
+pub mod hash;
+pub mod jwt;
+pub mod kdf;
+pub mod keys;
+pub mod random;
+pub mod seal;
+pub mod secret;
+pub mod x509;
+
+mod aes;
+mod ec;
+mod kw192;
+mod rsa;
+
+pub use error::Error;
+pub use secret::SecretBytes;

@@ -1,0 +1,15 @@
+//! The HTTPS front end of Coffer. It parses requests, authenticates the caller (401 challenge before anything
+//! else is looked at), calls `coffer_core::Hsm`, and maps results and errors to the Azure wire format. It never
+//! reaches storage except through core.
+
+pub mod config;
+pub mod convert;
+pub mod datadir;
+pub mod error;
+pub mod routes;
+pub mod serve;
+pub mod state;
+pub mod tls;
+
+pub use config::ServeConfig;
+pub use serve::{Running, serve, start};

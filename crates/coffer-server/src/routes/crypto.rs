@@ -1,0 +1,68 @@
+//! Crypto routes: `POST /keys/{name}/{version}/{encrypt|decrypt|wrapkey|unwrapkey|sign|verify}` (an empty
+//! version means the latest) and `POST /rng`.
+use axum::response::Response;
+use coffer_api::keys as wire;
+use coffer_core::ops::crypto::{CipherInput, CipherOp, CipherResult};
+
+use super::{Ctx, ok_json};
+use crate::convert::{b64, enc};
+use crate::error::ApiError;
+
+fn opt_b64(field: &str, v: &Option<String>) -> Result<Option<Vec<u8>>, ApiError> {
+    v.as_deref().map(|s| b64(field, s)).transpose()
+}
+
+pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str) -> Result<Response, ApiError> {
+    let version = Some(version);
+    let cipher_op = match op.to_ascii_lowercase().as_str() {
+        "encrypt" => Some(CipherOp::Encrypt),
+        "decrypt" => Some(CipherOp::Decrypt),
+        "wrapkey" => Some(CipherOp::WrapKey),
+        "unwrapkey" => Some(CipherOp::UnwrapKey),
+        "sign" | "verify" => None,
+        _ => return Err(ApiError::not_found_route()),
+    };
+    let base = &ctx.app.public_url;
+    if let Some(cop) = cipher_op {
+        let p: wire::KeyOperationsParameters = ctx.json()?;
+        let input = CipherInput {
+            value: b64("value", &p.value)?,
+            iv: opt_b64("iv", &p.iv)?,
+            aad: opt_b64("aad", &p.aad)?,
+            tag: opt_b64("tag", &p.tag)?,
+            alg: p.alg,
+        };
+        let aad = input.aad.clone();
+        let r = ctx.app.hsm.cipher(&ctx.principal, cop, name, version, input).await?;
+        let kid = format!("{base}/keys/{}/{}", r.name, r.version);
+        let out = match r.output {
+            CipherResult::Plain(p) => wire::KeyOperationResult { kid, value: enc(p.expose_secret()), iv: None, tag: None, aad: None },
+            CipherResult::Cipher(c) => wire::KeyOperationResult {
+                kid,
+                value: enc(&c.value),
+                iv: c.iv.as_deref().map(enc),
+                tag: c.tag.as_deref().map(enc),
+                aad: aad.as_deref().map(enc),
+            },
+        };
+        return Ok(ok_json(&out));
+    }
+    if op.eq_ignore_ascii_case("sign") {
+        let p: wire::KeySignParameters = ctx.json()?;
+        let digest = b64("value", &p.value)?;
+        let r = ctx.app.hsm.sign(&ctx.principal, name, version, &p.alg, &digest).await?;
+        let kid = format!("{base}/keys/{}/{}", r.name, r.version);
+        return Ok(ok_json(&wire::KeyOperationResult { kid, value: enc(&r.output), iv: None, tag: None, aad: None }));
+    }
+    let p: wire::KeyVerifyParameters = ctx.json()?;
+    let digest = b64("digest", &p.digest)?;
+    let sig = b64("value", &p.value)?;
+    let r = ctx.app.hsm.verify(&ctx.principal, name, version, &p.alg, &digest, &sig).await?;
+    Ok(ok_json(&wire::KeyVerifyResult { value: r.output }))
+}
+
+pub(super) fn random(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let p: wire::GetRandomBytesRequest = ctx.json()?;
+    let bytes = ctx.app.hsm.random_bytes(&ctx.principal, p.count)?;
+    Ok(ok_json(&wire::RandomBytes { value: enc(&bytes) }))
+}

@@ -1,0 +1,273 @@
+//! The route table and the request pipeline. One dispatcher reads every request so that the order of checks
+//! is fixed for all routes:
+//! 1. `/healthz` and the token service (`/{tenant}/…`, `/adfs/…`) need no bearer token;
+//! 2. every other path is data plane: the bearer token is checked first, and a request without a valid token
+//!    gets 401 with the `WWW-Authenticate` challenge before its route, api-version or body is looked at;
+//! 3. then the api-version, the route, and the body (size-limited; JSON errors become Azure errors).
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use coffer_core::Principal;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+mod admin;
+mod crypto;
+mod keys;
+mod token;
+
+/// api-versions the data plane accepts.
+pub const API_VERSIONS: &[&str] = &[
+    "7.2", "7.2-preview", "7.3", "7.3-preview", "7.4", "7.4-preview.1", "7.5", "7.5-preview.1", "7.6",
+    "7.6-preview.1", "7.6-preview.2", "2025-06-01-preview", "2025-07-01",
+];
+
+/// The router: everything goes through [`dispatch`].
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// Decoded query parameters (names and values percent-decoded, so `api%2Dversion` is `api-version`).
+#[derive(Debug, Default)]
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Self {
+        let mut map = HashMap::new();
+        if let Some(q) = q {
+            for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+                map.entry(k.to_string()).or_insert_with(|| v.to_string());
+            }
+        }
+        Self(map)
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+    /// `maxresults` as an integer.
+    pub fn maxresults(&self) -> Result<Option<i64>, ApiError> {
+        match self.get("maxresults") {
+            None | Some("") => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_parameter("maxresults must be an integer.")),
+        }
+    }
+}
+
+/// A parsed data-plane request after authentication.
+pub struct Ctx<'a> {
+    pub app: &'a AppState,
+    pub principal: Principal,
+    pub method: Method,
+    pub query: Query,
+    pub api_version: String,
+    pub body: axum::body::Bytes,
+}
+
+impl Ctx<'_> {
+    /// Parses the body as JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.body.is_empty() {
+            return Err(ApiError::bad_parameter("The request body is missing."));
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::bad_parameter(format!("The request body is not valid: {e}")))
+    }
+    /// A `nextLink` for a list path and marker.
+    pub fn next_link(&self, path: &str, marker: Option<String>) -> Option<String> {
+        let marker = marker?;
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        q.append_pair("api-version", &self.api_version);
+        q.append_pair("$skiptoken", &crate::convert::enc(marker.as_bytes()));
+        if let Some(m) = self.query.get("maxresults") {
+            q.append_pair("maxresults", m);
+        }
+        Some(format!("{}{path}?{}", self.app.public_url, q.finish()))
+    }
+    /// The decoded `$skiptoken` marker.
+    pub fn marker(&self) -> Result<Option<String>, ApiError> {
+        match self.query.get("$skiptoken") {
+            None | Some("") => Ok(None),
+            Some(t) => {
+                let raw = crate::convert::b64("$skiptoken", t)?;
+                String::from_utf8(raw).map(Some).map_err(|_| ApiError::bad_parameter("invalid $skiptoken"))
+            }
+        }
+    }
+}
+
+/// A 200 JSON response.
+pub fn ok_json<T: Serialize>(v: &T) -> Response {
+    json_response(StatusCode::OK, v)
+}
+
+/// A JSON response with a status.
+pub fn json_response<T: Serialize>(status: StatusCode, v: &T) -> Response {
+    let mut r = (status, axum::Json(v)).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    r
+}
+
+async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = handle(&app, req).await;
+    let status = resp.status();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-ms-request-id", v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000;includeSubDomains"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    h.insert("x-ms-keyvault-service-version", HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
+    if let Ok(v) = HeaderValue::from_str(&started.elapsed().as_millis().to_string()) {
+        h.insert("x-ms-server-latency", v);
+    }
+    tracing::info!(
+        request_id,
+        method = %method,
+        path,
+        status = status.as_u16(),
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "request"
+    );
+    resp
+}
+
+async fn handle(app: &AppState, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let first = segs.first().copied().unwrap_or("");
+    if path == "/healthz" {
+        return ok_json(&serde_json::json!({"status": "ok"}));
+    }
+    if first == app.hsm.tenant_id() || first.eq_ignore_ascii_case("adfs") {
+        let body = match read_body(app, &parts.headers, body).await {
+            Ok(b) => b,
+            Err(e) => return e.into_response(),
+        };
+        return match token::handle(app, &parts.method, &segs, &body).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+    }
+    let principal = match authenticate(app, &parts.headers) {
+        Some(p) => p,
+        None => return challenge(app),
+    };
+    let query = Query::parse(parts.uri.query());
+    let api_version = match query.get("api-version") {
+        Some(v) if API_VERSIONS.contains(&v) => v.to_string(),
+        Some(v) => {
+            return ApiError::bad_parameter(format!(
+                "The specified version ({v}) is not recognized. Consider using the latest supported version (2025-07-01)."
+            ))
+            .into_response();
+        }
+        None => return ApiError::bad_parameter("The 'api-version' query parameter is missing.").into_response(),
+    };
+    let body = match read_body(app, &parts.headers, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let ctx = Ctx { app, principal, method: parts.method, query, api_version, body };
+    match route(&ctx, &segs).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
+    let m = &ctx.method;
+    match segs {
+        ["keys"] | ["keys", ""] => keys::list(ctx).await,
+        ["keys", "restore"] if m == Method::POST => keys::restore(ctx).await,
+        ["keys", name] => match *m {
+            Method::PUT => keys::import(ctx, name).await,
+            Method::DELETE => keys::delete(ctx, name).await,
+            Method::GET => keys::get(ctx, name, None).await,
+            Method::PATCH => keys::update(ctx, name, None).await,
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("create") && m == Method::POST => keys::create(ctx, name).await,
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("backup") && m == Method::POST => keys::backup(ctx, name).await,
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("versions") && m == Method::GET => keys::versions(ctx, name).await,
+        ["keys", name, version] => match *m {
+            Method::GET => keys::get(ctx, name, Some(version)).await,
+            Method::PATCH => keys::update(ctx, name, Some(version)).await,
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        ["keys", name, version, op] if m == Method::POST => crypto::operation(ctx, name, version, op).await,
+        ["deletedkeys"] | ["deletedkeys", ""] if m == Method::GET => keys::list_deleted(ctx).await,
+        ["deletedkeys", name] => match *m {
+            Method::GET => keys::get_deleted(ctx, name).await,
+            Method::DELETE => keys::purge(ctx, name).await,
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        ["deletedkeys", name, verb] if verb.eq_ignore_ascii_case("recover") && m == Method::POST => {
+            keys::recover(ctx, name).await
+        }
+        ["rng"] if m == Method::POST => crypto::random(ctx),
+        ["coffer", "v1", "principals", oid, "certificates"] if m == Method::POST => admin::add_certificate(ctx, oid).await,
+        _ => Err(ApiError::not_found_route()),
+    }
+}
+
+fn authenticate(app: &AppState, headers: &HeaderMap) -> Option<Principal> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    app.hsm.authenticate(token.trim()).ok()
+}
+
+/// 401 with the Key Vault challenge.
+fn challenge(app: &AppState) -> Response {
+    let value = format!(
+        "Bearer authorization=\"{}/{}\", resource=\"{}\"",
+        app.public_url,
+        app.hsm.tenant_id(),
+        app.resource
+    );
+    let mut r = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "AKV10000: Request is missing a Bearer or PoP token.",
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLarge",
+            format!("The request body exceeds the limit of {} bytes.", app.max_body_bytes),
+        )
+    };
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > app.max_body_bytes {
+            return Err(too_large());
+        }
+    }
+    axum::body::to_bytes(body, app.max_body_bytes).await.map_err(|_| too_large())
+}

@@ -1,0 +1,128 @@
+//! Starting and stopping the server: open the data directory, create or unseal the instance, issue the TLS
+//! certificate, bind, serve until SIGTERM/SIGINT, then shut down gracefully.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use coffer_core::Hsm;
+use coffer_core::clock::SystemClock;
+use coffer_core::hsm::HsmConfig;
+use coffer_core::instance::{CreateOptions, KeySealProvider};
+use coffer_store::SqliteStore;
+
+use crate::config::ServeConfig;
+use crate::datadir::{DataDir, write_private};
+use crate::state::AppState;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// The public base URL.
+    pub url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The data directory (canonical path).
+    pub data_dir: PathBuf,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), and waits for the server task.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        self.task.await.context("server task")?.context("server")?;
+        Ok(())
+    }
+}
+
+/// Makes the process harder to read secrets out of: no core dumps, not ptrace-attachable by other users.
+fn harden_process() {
+    if let Err(e) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
+        tracing::warn!(error = %e, "could not mark the process non-dumpable");
+    }
+    let zero = rustix::process::Rlimit { current: Some(0), maximum: Some(0) };
+    if let Err(e) = rustix::process::setrlimit(rustix::process::Resource::Core, zero) {
+        tracing::warn!(error = %e, "could not disable core dumps");
+    }
+}
+
+/// Starts the server in the background and returns once it is listening.
+pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
+    config.validate()?;
+    harden_process();
+    let dir = DataDir::open(&config.data_dir)?;
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let public_url = config.public_url_for(addr.port());
+    let resource = config.resource.clone().unwrap_or_else(|| public_url.clone()).trim_end_matches('/').to_string();
+
+    let store = SqliteStore::open(&dir.database()).await?;
+    let fresh = !dir.seal_key().exists();
+    let seal = KeySealProvider::new(dir.seal_key_material(fresh)?)?;
+    let hsm_config = HsmConfig {
+        public_url: public_url.clone(),
+        resource: resource.clone(),
+        token_lifetime_secs: config.token_lifetime_secs,
+        key_cache_capacity: 10_000,
+    };
+    let create = CreateOptions {
+        instance_name: config.instance_name.clone(),
+        dev: config.dev,
+        soft_delete_retention_days: config.soft_delete_retention_days,
+        purge_protection: config.purge_protection,
+    };
+    let (hsm, credentials) =
+        Hsm::open_or_create(Arc::new(store), Arc::new(SystemClock), &seal, hsm_config, &create).await?;
+
+    let (cert_pem, key_pem) = crate::tls::certificate(&config, &dir)?;
+    let tls = crate::tls::server_config(&cert_pem, &key_pem)?;
+
+    if let Some(c) = credentials {
+        let ca_cert = if config.tls_cert.is_some() { None } else { Some(dir.ca_cert().display().to_string()) };
+        let secret = String::from_utf8(c.client_secret.expose_secret().to_vec()).context("client secret encoding")?;
+        let doc = serde_json::json!({
+            "url": public_url,
+            "tenant_id": c.tenant_id,
+            "authority": public_url,
+            "client_id": c.client_id,
+            "client_secret": secret,
+            "object_id": c.object_id,
+            "ca_cert": ca_cert,
+        });
+        let text = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&doc)?);
+        write_private(&dir.admin_credentials(), &text)?;
+        tracing::info!(path = %dir.admin_credentials().display(), "wrote bootstrap administrator credentials");
+    }
+    if hsm.instance().dev {
+        tracing::warn!("this is a development instance (--dev)");
+    }
+
+    let state = Arc::new(AppState {
+        hsm: Arc::new(hsm),
+        public_url: public_url.clone(),
+        resource,
+        max_body_bytes: config.max_body_bytes,
+    });
+    let app = crate::routes::router(state);
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?
+        .handle(handle.clone());
+    let task = tokio::spawn(server.serve(app.into_make_service()));
+    tracing::info!(url = %public_url, %addr, "coffer is listening");
+    Ok(Running { url: public_url, addr, data_dir: dir.root, handle, task })
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    }
+    running.shutdown().await
+}

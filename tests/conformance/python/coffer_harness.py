@@ -1,0 +1,263 @@
+"""Start/stop a real `coffer serve` process and build official Azure SDK clients against it.
+
+Used by conftest.py (session server) and by tests that need their own server (restart).
+Nothing here builds the binary: set COFFER_BIN or build target/debug/coffer first (scripts/test does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+import requests
+from azure.identity import ClientSecretCredential
+from azure.keyvault.keys import KeyClient
+from azure.keyvault.keys.crypto import CryptographyClient
+from azure.keyvault.keys.crypto._providers import NoLocalCryptography
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+ADMIN_FIELDS = {"url", "tenant_id", "authority", "client_id", "client_secret", "object_id", "ca_cert"}
+
+# Every server started by this process, so conftest can attach new log lines to failing tests.
+RUNNING: list["CofferServer"] = []
+
+
+def coffer_bin() -> Path:
+    p = Path(os.environ.get("COFFER_BIN", REPO_ROOT / "target" / "debug" / "coffer"))
+    if not p.is_absolute():
+        p = REPO_ROOT / p
+    return p
+
+
+def log_dir() -> Path:
+    d = Path(os.environ.get("COFFER_CONFORMANCE_LOGDIR", REPO_ROOT / "target" / "conformance-logs"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def uniq(prefix: str) -> str:
+    """A key name unique to this run: [0-9A-Za-z-] only."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class ServerError(AssertionError):
+    pass
+
+
+class CofferServer:
+    def __init__(self, data_dir: Path, name: str, port: Optional[int] = None, extra_args: tuple[str, ...] = ()):
+        self.data_dir = Path(data_dir)
+        self.name = name
+        self.port = port or free_port()
+        self.extra_args = tuple(extra_args)
+        self.log_path = log_dir() / f"{name}.log"
+        self.proc: Optional[subprocess.Popen] = None
+        self.creds: dict[str, Any] = {}
+        self._log_file = None
+        self.starts = 0
+
+    # ------------------------------------------------------------------ process
+    def start(self, timeout: float = 180.0) -> "CofferServer":
+        binary = coffer_bin()
+        if not binary.exists():
+            raise ServerError(f"coffer binary not found at {binary} (set COFFER_BIN or run `cargo build -p coffer-cli`)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "ab", buffering=0)
+        self.starts += 1
+        self._log_file.write(f"\n===== start #{self.starts}: port {self.port}, data dir {self.data_dir} =====\n".encode())
+        cmd = [str(binary), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", "--dev",
+               *self.extra_args]
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "info")
+        env.setdefault("RUST_BACKTRACE", "1")
+        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=env, cwd=str(self.data_dir))
+        RUNNING.append(self)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        creds_path = self.data_dir / "admin-credentials.json"
+        last_err: Any = None
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise ServerError(f"coffer exited with status {rc} during start-up\n{self.log_tail()}")
+            if creds_path.exists():
+                try:
+                    creds = json.loads(creds_path.read_text())
+                    ca = creds["ca_cert"]
+                    r = requests.get(f"https://127.0.0.1:{self.port}/healthz", verify=ca, timeout=5)
+                    if r.status_code == 200:
+                        self.creds = creds
+                        return
+                    last_err = f"healthz -> {r.status_code} {r.text[:200]}"
+                except (ValueError, KeyError, OSError, requests.RequestException) as e:
+                    last_err = repr(e)
+            time.sleep(0.2)
+        raise ServerError(f"coffer not ready after {timeout}s (last: {last_err})\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait. Returns the exit status; raises if the server does not exit in time."""
+        if self.proc is None:
+            return 0
+        proc, self.proc = self.proc, None
+        if self in RUNNING:
+            RUNNING.remove(self)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise ServerError(f"coffer did not exit within {timeout}s of SIGTERM\n{self.log_tail()}")
+        else:
+            rc = proc.returncode
+        if self._log_file:
+            self._log_file.close()
+            self._log_file = None
+        return rc
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self in RUNNING:
+            RUNNING.remove(self)
+        self.proc = None
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int, max_lines: int = 80) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return ""
+        if len(lines) > max_lines:
+            lines = [f"... ({len(lines) - max_lines} earlier lines in {self.log_path})"] + lines[-max_lines:]
+        return "\n".join(lines)
+
+    def log_tail(self, max_lines: int = 80) -> str:
+        return f"--- last lines of {self.log_path} ---\n" + self.log_since(0, max_lines)
+
+    # ------------------------------------------------------------------ credentials
+    @property
+    def url(self) -> str:
+        return self.creds["url"]
+
+    @property
+    def ca(self) -> str:
+        return self.creds["ca_cert"]
+
+    @property
+    def tenant(self) -> str:
+        return self.creds["tenant_id"]
+
+    @property
+    def scope(self) -> str:
+        return self.url + "/.default"
+
+    def credential(self, **kwargs: Any) -> ClientSecretCredential:
+        return ClientSecretCredential(
+            self.creds["tenant_id"],
+            self.creds["client_id"],
+            self.creds["client_secret"],
+            authority=self.creds["authority"],
+            disable_instance_discovery=True,
+            connection_verify=self.ca,
+            **kwargs,
+        )
+
+    def key_client(self, credential=None, **kwargs: Any) -> KeyClient:
+        return KeyClient(
+            self.url,
+            credential or self.credential(),
+            verify_challenge_resource=False,
+            connection_verify=self.ca,
+            **kwargs,
+        )
+
+    def token(self, credential=None) -> str:
+        return (credential or self.credential()).get_token(self.scope).token
+
+
+class Recorder:
+    """raw_response_hook that records (method, path, status) of every response the pipeline sees."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def __call__(self, pipeline_response) -> None:
+        req = pipeline_response.http_request
+        resp = pipeline_response.http_response
+        self.calls.append((req.method, urlparse(req.url).path, resp.status_code))
+
+    def take(self) -> list[tuple[str, str, int]]:
+        calls, self.calls = self.calls, []
+        return calls
+
+    def assert_remote(self, verb: str) -> None:
+        """Assert that the last operation was a successful POST .../{verb} to the server, then reset."""
+        calls = self.take()
+        ok = [c for c in calls if c[0] == "POST" and c[1].rstrip("/").lower().endswith("/" + verb.lower()) and c[2] == 200]
+        assert ok, f"expected a POST .../{verb} answered 200 by the server, saw {calls}"
+
+
+def remote_crypto(server: CofferServer, key_id: str, credential=None) -> tuple[CryptographyClient, Recorder]:
+    """CryptographyClient forced to send every operation to the server (sdk-requirements.md §6)."""
+    rec = Recorder()
+    client = CryptographyClient(
+        key_id,
+        credential or server.credential(),
+        verify_challenge_resource=False,
+        connection_verify=server.ca,
+        raw_response_hook=rec,
+    )
+    client._local_provider = NoLocalCryptography()  # pylint: disable=protected-access
+    client._initialized = True  # pylint: disable=protected-access
+    return client, rec
+
+
+def check_admin_credentials_file(data_dir: Path, port: int) -> dict:
+    path = Path(data_dir) / "admin-credentials.json"
+    mode = stat.S_IMODE(path.stat().st_mode)
+    assert mode == 0o600, f"admin-credentials.json mode is {oct(mode)}, expected 0o600"
+    creds = json.loads(path.read_text())
+    assert set(creds) == ADMIN_FIELDS, f"admin-credentials.json fields {sorted(creds)} != {sorted(ADMIN_FIELDS)}"
+    assert creds["url"] == f"https://127.0.0.1:{port}", creds["url"]
+    assert creds["authority"].startswith("https://"), creds["authority"]
+    assert urlparse(creds["authority"]).netloc == f"127.0.0.1:{port}", creds["authority"]
+    assert re.fullmatch(r"[A-Za-z0-9.-]+", creds["tenant_id"]), creds["tenant_id"]
+    assert Path(creds["ca_cert"]).is_absolute(), creds["ca_cert"]
+    assert Path(creds["ca_cert"]).resolve() == (Path(data_dir) / "ca.pem").resolve(), creds["ca_cert"]
+    for f in ("client_id", "client_secret", "object_id"):
+        assert isinstance(creds[f], str) and creds[f], f"{f} empty"
+    return creds
