@@ -2,7 +2,7 @@
 //!
 //! Sealing policy (what each AAD binds):
 //! - domain secret, sealed by the seal provider: `coffer/domain-secret/v1|{instance_id}`
-//! - key material, under the material key: `coffer/key/v1|{instance_id}|{name}|{version}|{kty}`
+//! - key material, under the material key: `coffer/key/v1|{instance_id}|{lower-cased name}|{version}|{kty}`
 //! - token-signing key, under the token key: `coffer/token-key/v1|{instance_id}`
 //! - key backup blobs, under the backup key: `coffer/key-backup/v1` (no instance id: a blob restores into any
 //!   instance that holds the same domain secret, and nowhere else).
@@ -77,7 +77,10 @@ impl DerivedKeys {
 }
 
 /// AAD binding sealed key material to its instance, key name, version and type.
+/// The name is lower-cased: key names are case-insensitive, and a version sealed under one spelling must open
+/// under another.
 pub fn material_aad(instance_id: &str, name: &KeyName, version: &KeyVersion, key_type: KeyType) -> Vec<u8> {
+    let name = name.as_str().to_ascii_lowercase();
     format!("coffer/key/v1|{instance_id}|{name}|{}|{}", version.as_str(), key_type.storage_tag()).into_bytes()
 }
 

@@ -54,7 +54,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_instance(&self, instance: &InstanceRecord, bootstrap: &PrincipalRecord) -> Result<(), Error>;
 
     /// Writes new versions of a key (one for create/import; all of them for restore), making the last the latest.
-    async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<(), Error>;
+    /// Returns the key's stored name (names are case-insensitive; the first spelling is kept).
+    async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error>;
     /// A version of a live key (`None` = latest).
     async fn key_version(&self, name: &KeyName, version: Option<&KeyVersion>) -> Result<Option<KeyVersionRecord>, Error>;
     /// All versions of a live key, oldest first.

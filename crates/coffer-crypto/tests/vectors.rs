@@ -2,8 +2,15 @@
 //! Every test goes through Coffer's public API and asserts each vector's outcome; each also asserts that its file
 //! was not empty, so a broken loader cannot pass silently.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: clippy.toml's test allowances cover only #[test] functions"
+)]
+
 use coffer_crypto::keys::{
-    CipherParams, Curve, EncryptionAlgorithm, PrivateKey, PublicKey, RsaPrivateComponents, SignatureAlgorithm,
+    CipherParams, Curve, EncryptionAlgorithm, PrivateKey, PublicKey, RsaPrivateComponents,
+    SignatureAlgorithm,
 };
 use coffer_crypto::{Error, SecretBytes, hash, kdf};
 use serde_json::Value;
@@ -18,12 +25,17 @@ fn load(name: &str) -> Vec<Value> {
 }
 
 fn hx(v: &Value, field: &str) -> Vec<u8> {
-    let s = v[field].as_str().unwrap_or_else(|| panic!("missing {field} in {v}"));
+    let s = v[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("missing {field} in {v}"));
     hex::decode(s).unwrap_or_else(|e| panic!("{field}: {e}"))
 }
 
 fn name(v: &Value) -> String {
-    v.get("name").map_or_else(|| v.to_string().chars().take(120).collect(), |n| n.as_str().unwrap().to_owned())
+    v.get("name").map_or_else(
+        || v.to_string().chars().take(120).collect(),
+        |n| n.as_str().unwrap().to_owned(),
+    )
 }
 
 fn aes_key(bytes: &[u8]) -> PrivateKey {
@@ -39,7 +51,11 @@ fn kw_alg(kek_len: usize) -> EncryptionAlgorithm {
     }
 }
 
-const NO_PARAMS: CipherParams<'static> = CipherParams { iv: None, aad: None, tag: None };
+const NO_PARAMS: CipherParams<'static> = CipherParams {
+    iv: None,
+    aad: None,
+    tag: None,
+};
 
 // ---- AES key wrap ----
 
@@ -57,10 +73,22 @@ fn rfc3394_key_wrap() {
             assert_eq!(out.value, expected, "{} wrap with {}", name(v), alg.name());
             assert!(out.iv.is_none() && out.tag.is_none());
             let back = key.decrypt(alg, &expected, &NO_PARAMS).unwrap();
-            assert_eq!(back.expose_secret(), key_data.as_slice(), "{} unwrap", name(v));
+            assert_eq!(
+                back.expose_secret(),
+                key_data.as_slice(),
+                "{} unwrap",
+                name(v)
+            );
             let mut bad = expected.clone();
             bad[3] ^= 0x80;
-            assert!(matches!(key.decrypt(alg, &bad, &NO_PARAMS), Err(Error::DecryptFailed)), "{}", name(v));
+            assert!(
+                matches!(
+                    key.decrypt(alg, &bad, &NO_PARAMS),
+                    Err(Error::DecryptFailed)
+                ),
+                "{}",
+                name(v)
+            );
         }
     }
 }
@@ -75,11 +103,24 @@ fn rfc5649_key_wrap_with_padding_192_bit_kek() {
         let key_data = hx(v, "key_data");
         let expected = hx(v, "ciphertext");
         let alg = EncryptionAlgorithm::CkmAesKeyWrapPad;
-        assert_eq!(key.encrypt(alg, &key_data, &NO_PARAMS).unwrap().value, expected, "{}", name(v));
-        assert_eq!(key.decrypt(alg, &expected, &NO_PARAMS).unwrap().expose_secret(), key_data.as_slice());
+        assert_eq!(
+            key.encrypt(alg, &key_data, &NO_PARAMS).unwrap().value,
+            expected,
+            "{}",
+            name(v)
+        );
+        assert_eq!(
+            key.decrypt(alg, &expected, &NO_PARAMS)
+                .unwrap()
+                .expose_secret(),
+            key_data.as_slice()
+        );
         let mut bad = expected.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert!(matches!(key.decrypt(alg, &bad, &NO_PARAMS), Err(Error::DecryptFailed)));
+        assert!(matches!(
+            key.decrypt(alg, &bad, &NO_PARAMS),
+            Err(Error::DecryptFailed)
+        ));
     }
 }
 
@@ -101,7 +142,10 @@ fn nist_sp800_38f_kw_and_kwp() {
         for alg in algs {
             if v["fail"].as_bool().unwrap() {
                 assert!(
-                    matches!(key.decrypt(alg, &ciphertext, &NO_PARAMS), Err(Error::DecryptFailed)),
+                    matches!(
+                        key.decrypt(alg, &ciphertext, &NO_PARAMS),
+                        Err(Error::DecryptFailed)
+                    ),
                     "{} {} must fail",
                     v["file"],
                     v["count"]
@@ -116,11 +160,20 @@ fn nist_sp800_38f_kw_and_kwp() {
                 wraps += 1;
             }
             let back = key.decrypt(alg, &ciphertext, &NO_PARAMS).unwrap();
-            assert_eq!(back.expose_secret(), plaintext.as_slice(), "{} {}", v["file"], v["count"]);
+            assert_eq!(
+                back.expose_secret(),
+                plaintext.as_slice(),
+                "{} {}",
+                v["file"],
+                v["count"]
+            );
             unwraps += 1;
         }
     }
-    assert!(wraps > 20 && unwraps > 40 && fails > 10 && kek192 > 20, "{wraps} {unwraps} {fails} {kek192}");
+    assert!(
+        wraps > 20 && unwraps > 40 && fails > 10 && kek192 > 20,
+        "{wraps} {unwraps} {fails} {kek192}"
+    );
 }
 
 // ---- AES-GCM ----
@@ -137,10 +190,17 @@ fn check_gcm_vector(v: &Value, label: &str) {
         n => panic!("{n}"),
     };
     let (iv, aad, ct, tag) = (hx(v, "iv"), hx(v, "aad"), hx(v, "ciphertext"), hx(v, "tag"));
-    let params = CipherParams { iv: Some(&iv), aad: (!aad.is_empty()).then_some(aad.as_slice()), tag: Some(&tag) };
+    let params = CipherParams {
+        iv: Some(&iv),
+        aad: (!aad.is_empty()).then_some(aad.as_slice()),
+        tag: Some(&tag),
+    };
     let result = key.decrypt(alg, &ct, &params);
     if v.get("fail").and_then(Value::as_bool) == Some(true) {
-        assert!(matches!(result, Err(Error::DecryptFailed)), "{label} must fail");
+        assert!(
+            matches!(result, Err(Error::DecryptFailed)),
+            "{label} must fail"
+        );
         return;
     }
     let pt = hx(v, "plaintext");
@@ -148,16 +208,47 @@ fn check_gcm_vector(v: &Value, label: &str) {
     // Any change to ciphertext, tag or AAD is rejected.
     let mut bad_tag = tag.clone();
     bad_tag[0] ^= 1;
-    let bad = CipherParams { iv: Some(&iv), aad: params.aad, tag: Some(&bad_tag) };
-    assert!(matches!(key.decrypt(alg, &ct, &bad), Err(Error::DecryptFailed)), "{label}");
+    let bad = CipherParams {
+        iv: Some(&iv),
+        aad: params.aad,
+        tag: Some(&bad_tag),
+    };
+    assert!(
+        matches!(key.decrypt(alg, &ct, &bad), Err(Error::DecryptFailed)),
+        "{label}"
+    );
     let other_aad = [aad.as_slice(), b"x"].concat();
-    let bad = CipherParams { iv: Some(&iv), aad: Some(&other_aad), tag: Some(&tag) };
-    assert!(matches!(key.decrypt(alg, &ct, &bad), Err(Error::DecryptFailed)), "{label}");
+    let bad = CipherParams {
+        iv: Some(&iv),
+        aad: Some(&other_aad),
+        tag: Some(&tag),
+    };
+    assert!(
+        matches!(key.decrypt(alg, &ct, &bad), Err(Error::DecryptFailed)),
+        "{label}"
+    );
     // Encrypt under the same key and AAD round-trips with a fresh 12-byte IV.
-    let enc = key.encrypt(alg, &pt, &CipherParams { aad: params.aad, ..Default::default() }).unwrap();
+    let enc = key
+        .encrypt(
+            alg,
+            &pt,
+            &CipherParams {
+                aad: params.aad,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let (eiv, etag) = (enc.iv.unwrap(), enc.tag.unwrap());
     assert_eq!((eiv.len(), etag.len(), enc.value.len()), (12, 16, pt.len()));
-    let back = key.decrypt(alg, &enc.value, &CipherParams { iv: Some(&eiv), aad: params.aad, tag: Some(&etag) });
+    let back = key.decrypt(
+        alg,
+        &enc.value,
+        &CipherParams {
+            iv: Some(&eiv),
+            aad: params.aad,
+            tag: Some(&etag),
+        },
+    );
     assert_eq!(back.unwrap().expose_secret(), pt.as_slice());
 }
 
@@ -173,7 +264,10 @@ fn gcm_spec_test_cases() {
 #[test]
 fn nist_cavp_gcm() {
     let vectors = load("nist_cavp_gcm.json");
-    let fails = vectors.iter().filter(|v| v["fail"].as_bool().unwrap()).count();
+    let fails = vectors
+        .iter()
+        .filter(|v| v["fail"].as_bool().unwrap())
+        .count();
     assert!(fails > 10 && vectors.len() - fails > 50);
     for v in &vectors {
         check_gcm_vector(v, &format!("{} {}", v["file"], v["count"]));
@@ -184,9 +278,18 @@ fn nist_cavp_gcm() {
 
 fn cbc_algs(key_len: usize) -> (EncryptionAlgorithm, EncryptionAlgorithm) {
     match key_len {
-        16 => (EncryptionAlgorithm::A128Cbc, EncryptionAlgorithm::A128CbcPad),
-        24 => (EncryptionAlgorithm::A192Cbc, EncryptionAlgorithm::A192CbcPad),
-        32 => (EncryptionAlgorithm::A256Cbc, EncryptionAlgorithm::A256CbcPad),
+        16 => (
+            EncryptionAlgorithm::A128Cbc,
+            EncryptionAlgorithm::A128CbcPad,
+        ),
+        24 => (
+            EncryptionAlgorithm::A192Cbc,
+            EncryptionAlgorithm::A192CbcPad,
+        ),
+        32 => (
+            EncryptionAlgorithm::A256Cbc,
+            EncryptionAlgorithm::A256CbcPad,
+        ),
         n => panic!("{n}"),
     }
 }
@@ -196,7 +299,10 @@ fn check_cbc_vector(v: &Value, label: &str) {
     let key = aes_key(&key_bytes);
     let (plain_alg, pad_alg) = cbc_algs(key_bytes.len());
     let (iv, pt, ct) = (hx(v, "iv"), hx(v, "plaintext"), hx(v, "ciphertext"));
-    let params = CipherParams { iv: Some(&iv), ..Default::default() };
+    let params = CipherParams {
+        iv: Some(&iv),
+        ..Default::default()
+    };
     if v["direction"] == "encrypt" {
         let out = key.encrypt(plain_alg, &pt, &params).unwrap();
         assert_eq!(out.value, ct, "{label}");
@@ -205,9 +311,20 @@ fn check_cbc_vector(v: &Value, label: &str) {
         let padded = key.encrypt(pad_alg, &pt, &params).unwrap();
         assert_eq!(padded.value.len(), pt.len() + 16, "{label}");
         assert_eq!(&padded.value[..ct.len()], ct.as_slice(), "{label}");
-        assert_eq!(key.decrypt(pad_alg, &padded.value, &params).unwrap().expose_secret(), pt.as_slice());
+        assert_eq!(
+            key.decrypt(pad_alg, &padded.value, &params)
+                .unwrap()
+                .expose_secret(),
+            pt.as_slice()
+        );
     } else {
-        assert_eq!(key.decrypt(plain_alg, &ct, &params).unwrap().expose_secret(), pt.as_slice(), "{label}");
+        assert_eq!(
+            key.decrypt(plain_alg, &ct, &params)
+                .unwrap()
+                .expose_secret(),
+            pt.as_slice(),
+            "{label}"
+        );
     }
 }
 
@@ -225,7 +342,10 @@ fn nist_cavp_cbc_mmt() {
     let vectors = load("nist_cavp_cbc_mmt.json");
     assert_eq!(vectors.len(), 24);
     for v in &vectors {
-        check_cbc_vector(v, &format!("{} {} {}", v["file"], v["direction"], v["count"]));
+        check_cbc_vector(
+            v,
+            &format!("{} {} {}", v["file"], v["direction"], v["count"]),
+        );
     }
 }
 
@@ -292,11 +412,23 @@ fn ecdsa_siggen_verify_known_signatures() {
         let (qx, qy) = (hx(v, "qx"), hx(v, "qy"));
         let key = PrivateKey::import_ec(curve, &d, &qx, &qy).unwrap();
         assert_eq!(key.curve(), Some(curve));
-        assert_eq!(key.public_key(), PublicKey::Ec { curve, x: left_pad(&qx, n), y: left_pad(&qy, n) });
+        assert_eq!(
+            key.public_key(),
+            PublicKey::Ec {
+                curve,
+                x: left_pad(&qx, n),
+                y: left_pad(&qy, n)
+            }
+        );
 
         let digest = digest_for(alg, &hx(v, "msg"));
         let sig = [left_pad(&hx(v, "r"), n), left_pad(&hx(v, "s"), n)].concat();
-        assert!(key.verify(alg, &digest, &sig).unwrap(), "{} {}", v["file"], v["curve"]);
+        assert!(
+            key.verify(alg, &digest, &sig).unwrap(),
+            "{} {}",
+            v["file"],
+            v["curve"]
+        );
         let mut bad = sig.clone();
         bad[n + 1] ^= 0x01;
         assert!(!key.verify(alg, &digest, &bad).unwrap());
@@ -312,7 +444,10 @@ fn ecdsa_siggen_verify_known_signatures() {
         // A wrong public point is rejected at import.
         let mut wrong_y = left_pad(&qy, n);
         wrong_y[n - 1] ^= 0x01;
-        assert!(matches!(PrivateKey::import_ec(curve, &d, &qx, &wrong_y), Err(Error::InvalidKey(_))));
+        assert!(matches!(
+            PrivateKey::import_ec(curve, &d, &qx, &wrong_y),
+            Err(Error::InvalidKey(_))
+        ));
     }
     assert_eq!(curves.len(), 4);
 }
@@ -348,12 +483,24 @@ fn rsa_pkcs1v15_siggen_exact_signatures() {
         let digest = digest_for(alg, &hx(v, "msg"));
         let expected = hx(v, "s");
         // PKCS#1 v1.5 is deterministic: signing the digest must reproduce NIST's signature byte for byte.
-        assert_eq!(key.sign(alg, &digest).unwrap(), expected, "{} {}", v["mod"], v["sha"]);
+        assert_eq!(
+            key.sign(alg, &digest).unwrap(),
+            expected,
+            "{} {}",
+            v["mod"],
+            v["sha"]
+        );
         assert!(key.verify(alg, &digest, &expected).unwrap());
         let mut bad = expected.clone();
         bad[10] ^= 0x40;
         assert!(!key.verify(alg, &digest, &bad).unwrap());
-        assert_eq!(key.public_key(), PublicKey::Rsa { n: hx(v, "n"), e: hx(v, "e") });
+        assert_eq!(
+            key.public_key(),
+            PublicKey::Rsa {
+                n: hx(v, "n"),
+                e: hx(v, "e")
+            }
+        );
     }
 }
 
@@ -367,17 +514,29 @@ fn rsa_decrypt_published_ciphertexts() {
         let key = PrivateKey::import_rsa(&rsa_components(v)).unwrap();
         let ct = hx(v, "ciphertext");
         let pt = key.decrypt(alg, &ct, &NO_PARAMS).unwrap();
-        assert_eq!(pt.expose_secret(), hx(v, "message").as_slice(), "{} {}", v["file"], v["alg"]);
+        assert_eq!(
+            pt.expose_secret(),
+            hx(v, "message").as_slice(),
+            "{} {}",
+            v["file"],
+            v["alg"]
+        );
         let mut bad = ct.clone();
         bad[100] ^= 0x01;
-        assert!(matches!(key.decrypt(alg, &bad, &NO_PARAMS), Err(Error::DecryptFailed)));
+        assert!(matches!(
+            key.decrypt(alg, &bad, &NO_PARAMS),
+            Err(Error::DecryptFailed)
+        ));
     }
     assert_eq!(seen.len(), 3);
 }
 
 #[test]
 fn rsa_pss_signatures_from_pyca_cryptography() {
-    let path = format!("{}/tests/data/pyca_rsa_pss.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/data/pyca_rsa_pss.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let key = PrivateKey::import_rsa(&rsa_components(&doc["key"])).unwrap();
     let vectors = doc["vectors"].as_array().unwrap();
@@ -391,7 +550,8 @@ fn rsa_pss_signatures_from_pyca_cryptography() {
         bad[0] ^= 0x01;
         assert!(!key.verify(alg, &digest, &bad).unwrap());
         // PSS signatures do not verify as PKCS#1 v1.5 ones.
-        let rs = SignatureAlgorithm::parse(&v["alg"].as_str().unwrap().replace("PS", "RS")).unwrap();
+        let rs =
+            SignatureAlgorithm::parse(&v["alg"].as_str().unwrap().replace("PS", "RS")).unwrap();
         assert!(!key.verify(rs, &digest, &sig).unwrap());
     }
 }

@@ -135,8 +135,11 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(storage)
     }
 
-    async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<(), Error> {
-        let Some(first) = versions.first() else { return Ok(()) };
+    async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error> {
+        let Some(first) = versions.first() else {
+            return Err(Error::Corrupt("no versions to insert".into()));
+        };
+        let mut stored_name = first.name.clone();
         let name_key = key_of(&first.name);
         let mut tx = self.writer.begin().await.map_err(storage)?;
         let existing = sqlx::query("SELECT name, deleted_date FROM keys WHERE name_key = $1")
@@ -154,7 +157,10 @@ impl Store for SqliteStore {
                     first.name
                 )));
             }
-            (Some(_), NewVersionMode::AddVersion) => {}
+            (Some(row), NewVersionMode::AddVersion) => {
+                let n: String = row.try_get("name").map_err(storage)?;
+                stored_name = KeyName::parse(&n)?;
+            }
             (None, _) => {
                 sqlx::query("INSERT INTO keys (name_key, name, latest_seq) VALUES ($1, $2, 0)")
                     .bind(&name_key)
@@ -200,7 +206,8 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        tx.commit().await.map_err(storage)
+        tx.commit().await.map_err(storage)?;
+        Ok(stored_name)
     }
 
     async fn key_version(&self, name: &KeyName, version: Option<&KeyVersion>) -> Result<Option<KeyVersionRecord>, Error> {

@@ -1,1 +1,141 @@
-//! placeholder
+//! Test support: [`TestServer`] boots the real server (real TLS, real SQLite) in a temporary data directory on a
+//! free loopback port, reads the bootstrap credentials it wrote, and gives a `reqwest` client that trusts the
+//! server's CA. Dev-only: never a normal dependency.
+use std::path::PathBuf;
+
+use anyhow::Context;
+use coffer_server::{Running, ServeConfig};
+
+/// Builder for a test server.
+#[derive(Debug, Default)]
+pub struct TestServerBuilder {
+    retention_days: Option<i64>,
+    purge_protection: bool,
+    data_dir: Option<PathBuf>,
+}
+
+impl TestServerBuilder {
+    /// Soft-delete retention in days.
+    pub fn retention_days(mut self, days: i64) -> Self {
+        self.retention_days = Some(days);
+        self
+    }
+    /// Purge protection on.
+    pub fn purge_protection(mut self) -> Self {
+        self.purge_protection = true;
+        self
+    }
+    /// Use an existing data directory (e.g. to open an instance created earlier).
+    pub fn data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(dir);
+        self
+    }
+    /// Starts the server.
+    pub async fn start(self) -> anyhow::Result<TestServer> {
+        let tmp = tempfile::tempdir()?;
+        let dir = self.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse()?,
+            data_dir: dir.clone(),
+            dev: true,
+            soft_delete_retention_days: self.retention_days.unwrap_or(90),
+            purge_protection: self.purge_protection,
+            ..ServeConfig::default()
+        };
+        let running = coffer_server::start(config.clone()).await?;
+        let creds_text = std::fs::read_to_string(running.data_dir.join("admin-credentials.json"))
+            .context("reading admin-credentials.json")?;
+        let creds: serde_json::Value = serde_json::from_str(&creds_text)?;
+        let ca = std::fs::read(running.data_dir.join("ca.pem"))?;
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
+            .build()?;
+        Ok(TestServer { running: Some(running), config, creds, client, _tmp: tmp })
+    }
+}
+
+/// A running test server.
+#[derive(Debug)]
+pub struct TestServer {
+    running: Option<Running>,
+    config: ServeConfig,
+    /// The bootstrap credentials (`admin-credentials.json`).
+    pub creds: serde_json::Value,
+    /// A client trusting the server's CA.
+    pub client: reqwest::Client,
+    _tmp: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A builder.
+    pub fn builder() -> TestServerBuilder {
+        TestServerBuilder::default()
+    }
+
+    /// The public base URL.
+    pub fn url(&self) -> String {
+        self.running.as_ref().map(|r| r.url.clone()).unwrap_or_default()
+    }
+
+    /// A credential field.
+    pub fn cred(&self, k: &str) -> String {
+        self.creds[k].as_str().unwrap_or_default().to_string()
+    }
+
+    /// The token endpoint URL.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.url(), self.cred("tenant_id"))
+    }
+
+    /// A bearer token for the bootstrap principal.
+    pub async fn token(&self) -> anyhow::Result<String> {
+        let form = [
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", self.cred("client_id")),
+            ("client_secret", self.cred("client_secret")),
+            ("scope", format!("{}/.default", self.url())),
+        ];
+        let resp = self.client.post(self.token_endpoint()).form(&form).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "token request failed: {}", resp.status());
+        let body: serde_json::Value = resp.json().await?;
+        body["access_token"].as_str().map(str::to_string).context("no access_token")
+    }
+
+    /// Sends an authenticated JSON request and returns (status, JSON body or Null).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let token = self.token().await?;
+        let mut req = self.client.request(method, format!("{}{path_and_query}", self.url())).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let json = if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text)? };
+        Ok((status, json))
+    }
+
+    /// Stops the server gracefully and starts it again on the same data directory (on a new port).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        if let Some(r) = self.running.take() {
+            let dir = r.data_dir.clone();
+            r.shutdown().await?;
+            self.config.data_dir = dir;
+        }
+        self.running = Some(coffer_server::start(self.config.clone()).await?);
+        Ok(())
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await?;
+        }
+        Ok(())
+    }
+}

@@ -166,7 +166,7 @@ impl Hsm {
             sealed_material: Vec::new(),
         };
         record.sealed_material = self.seal_material(&key, &record)?;
-        self.store.insert_versions(std::slice::from_ref(&record), NewVersionMode::AddVersion).await?;
+        record.name = self.store.insert_versions(std::slice::from_ref(&record), NewVersionMode::AddVersion).await?;
         self.cache.insert(record.name.as_str(), record.version.as_str(), Arc::new(key));
         tracing::info!(key = %record.name, version = record.version.as_str(), kty = key_type.kty(), "key version created");
         Ok(record)
