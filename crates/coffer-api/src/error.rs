@@ -19,6 +19,12 @@ pub struct ErrorDetail {
 impl ErrorBody {
     /// An error body with no inner error.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { error: ErrorDetail { code: code.into(), message: message.into(), innererror: None } }
+        Self {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+                innererror: None,
+            },
+        }
     }
 }

@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use coffer_server::ServeConfig;
 
 #[derive(Parser)]
-#[command(name = "coffer", version, about = "Coffer: a self-hosted Azure Key Vault Managed HSM")]
+#[command(
+    name = "coffer",
+    version,
+    about = "Coffer: a self-hosted Azure Key Vault Managed HSM"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,7 +71,8 @@ impl ServeArgs {
         };
         let mut c = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()))?;
                 ServeConfig::from_toml(&text).with_context(|| format!("parsing {}", p.display()))?
             }
             None => ServeConfig::default(),
@@ -103,7 +108,9 @@ impl ServeArgs {
 fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -117,7 +124,9 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_tracing(&args.log_format);
             let config = args.into_config()?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(coffer_server::serve(config))
         }
     }

@@ -39,7 +39,9 @@ impl DataAction {
             Self::KeysDelete => "Microsoft.KeyVault/managedHsm/keys/delete",
             Self::KeysDeletedDelete => "Microsoft.KeyVault/managedHsm/keys/deletedKeys/delete",
             Self::KeysDeletedRead => "Microsoft.KeyVault/managedHsm/keys/deletedKeys/read/action",
-            Self::KeysDeletedRecover => "Microsoft.KeyVault/managedHsm/keys/deletedKeys/recover/action",
+            Self::KeysDeletedRecover => {
+                "Microsoft.KeyVault/managedHsm/keys/deletedKeys/recover/action"
+            }
             Self::KeysEncrypt => "Microsoft.KeyVault/managedHsm/keys/encrypt/action",
             Self::KeysImport => "Microsoft.KeyVault/managedHsm/keys/import/action",
             Self::KeysRead => "Microsoft.KeyVault/managedHsm/keys/read/action",

@@ -15,7 +15,10 @@ pub struct KeyCache {
 impl KeyCache {
     /// A cache holding at most `capacity` keys.
     pub fn new(capacity: usize) -> Self {
-        Self { capacity, entries: Mutex::new(HashMap::new()) }
+        Self {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
     /// A cached key.
     pub fn get(&self, name: &str, version: &str) -> Option<Arc<PrivateKey>> {
@@ -25,10 +28,10 @@ impl KeyCache {
     /// Caches a key, evicting an arbitrary entry when full.
     pub fn insert(&self, name: &str, version: &str, key: Arc<PrivateKey>) {
         if let Ok(mut map) = self.entries.lock() {
-            if map.len() >= self.capacity {
-                if let Some(victim) = map.keys().next().cloned() {
-                    map.remove(&victim);
-                }
+            if map.len() >= self.capacity
+                && let Some(victim) = map.keys().next().cloned()
+            {
+                map.remove(&victim);
             }
             map.insert((name.to_string(), version.to_string()), key);
         }

@@ -9,8 +9,8 @@ use crate::authz::{DataAction, Scope};
 use crate::cache::KeyCache;
 use crate::clock::Clock;
 use crate::instance::{
-    self, BootstrapCredentials, CreateOptions, DerivedKeys, SealProvider, domain_secret_aad, material_aad,
-    token_key_aad,
+    self, BootstrapCredentials, CreateOptions, DerivedKeys, SealProvider, domain_secret_aad,
+    material_aad, token_key_aad,
 };
 use crate::key::KeyVersionRecord;
 use crate::store::{InstanceRecord, Store};
@@ -42,7 +42,9 @@ pub struct Hsm {
 
 impl std::fmt::Debug for Hsm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hsm").field("instance_id", &self.instance.instance_id).finish_non_exhaustive()
+        f.debug_struct("Hsm")
+            .field("instance_id", &self.instance.instance_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,13 +67,31 @@ impl Hsm {
                 (new.record, Some(new.credentials))
             }
         };
-        let domain_secret = seal.open(&domain_secret_aad(&record.instance_id), &record.sealed_domain_secret)?;
+        let domain_secret = seal.open(
+            &domain_secret_aad(&record.instance_id),
+            &record.sealed_domain_secret,
+        )?;
         let keys = DerivedKeys::derive(&domain_secret)?;
         drop(domain_secret);
-        let token_pkcs8 = coffer_crypto::seal::open(&keys.token, &token_key_aad(&record.instance_id), &record.sealed_token_key)?;
+        let token_pkcs8 = coffer_crypto::seal::open(
+            &keys.token,
+            &token_key_aad(&record.instance_id),
+            &record.sealed_token_key,
+        )?;
         let token_key = TokenSigningKey::from_pkcs8(&token_pkcs8)?;
         let cache = KeyCache::new(config.key_cache_capacity);
-        Ok((Self { store, clock, instance: record, keys, token_key, cache, config }, credentials))
+        Ok((
+            Self {
+                store,
+                clock,
+                instance: record,
+                keys,
+                token_key,
+                cache,
+                config,
+            },
+            credentials,
+        ))
     }
 
     /// The tenant this instance serves.
@@ -90,10 +110,18 @@ impl Hsm {
     }
 
     /// Decides whether `caller` may perform `action` on `scope` (see [`crate::authz`] for the current rule).
-    pub fn authorize(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<(), Error> {
-        let same_tenant = caller.tenant_id == self.instance.tenant_id && caller.issuer == self.issuer();
+    pub fn authorize(
+        &self,
+        caller: &Principal,
+        action: DataAction,
+        scope: &Scope,
+    ) -> Result<(), Error> {
+        let same_tenant =
+            caller.tenant_id == self.instance.tenant_id && caller.issuer == self.issuer();
         let allowed = match action {
-            DataAction::PrincipalsWrite => same_tenant && caller.object_id == self.instance.bootstrap_object_id,
+            DataAction::PrincipalsWrite => {
+                same_tenant && caller.object_id == self.instance.bootstrap_object_id
+            }
             _ => same_tenant,
         };
         if allowed {
@@ -110,10 +138,23 @@ impl Hsm {
     }
 
     /// Seals private material for a version.
-    pub(crate) fn seal_material(&self, record_key: &PrivateKey, rec: &KeyVersionRecord) -> Result<Vec<u8>, Error> {
+    pub(crate) fn seal_material(
+        &self,
+        record_key: &PrivateKey,
+        rec: &KeyVersionRecord,
+    ) -> Result<Vec<u8>, Error> {
         let bytes = record_key.to_storage_bytes()?;
-        let aad = material_aad(&self.instance.instance_id, &rec.name, &rec.version, rec.key_type);
-        Ok(coffer_crypto::seal::seal(&self.keys.material, &aad, bytes.expose_secret())?)
+        let aad = material_aad(
+            &self.instance.instance_id,
+            &rec.name,
+            &rec.version,
+            rec.key_type,
+        );
+        Ok(coffer_crypto::seal::seal(
+            &self.keys.material,
+            &aad,
+            bytes.expose_secret(),
+        )?)
     }
 
     /// The unsealed private key of a version, from the cache or by unsealing it.
@@ -121,14 +162,24 @@ impl Hsm {
         if let Some(k) = self.cache.get(rec.name.as_str(), rec.version.as_str()) {
             return Ok(k);
         }
-        let aad = material_aad(&self.instance.instance_id, &rec.name, &rec.version, rec.key_type);
+        let aad = material_aad(
+            &self.instance.instance_id,
+            &rec.name,
+            &rec.version,
+            rec.key_type,
+        );
         let bytes = coffer_crypto::seal::open(&self.keys.material, &aad, &rec.sealed_material)?;
         let curve = match rec.key_type {
             crate::key::KeyType::Ec(c) => Some(c),
             _ => None,
         };
-        let key = Arc::new(PrivateKey::from_storage_bytes(rec.key_type.family(), curve, bytes.expose_secret())?);
-        self.cache.insert(rec.name.as_str(), rec.version.as_str(), Arc::clone(&key));
+        let key = Arc::new(PrivateKey::from_storage_bytes(
+            rec.key_type.family(),
+            curve,
+            bytes.expose_secret(),
+        )?);
+        self.cache
+            .insert(rec.name.as_str(), rec.version.as_str(), Arc::clone(&key));
         Ok(key)
     }
 

@@ -27,18 +27,27 @@ pub struct IssuedToken {
 }
 
 fn invalid_request(code: &'static str, description: impl Into<String>) -> Error {
-    Error::InvalidTokenRequest { code, description: description.into() }
+    Error::InvalidTokenRequest {
+        code,
+        description: description.into(),
+    }
 }
 
 impl Hsm {
     /// The issuer of this instance's tokens: `{url}/{tenant}/v2.0`.
     pub fn issuer(&self) -> String {
-        format!("{}/{}/v2.0", self.config.public_url, self.instance.tenant_id)
+        format!(
+            "{}/{}/v2.0",
+            self.config.public_url, self.instance.tenant_id
+        )
     }
 
     /// The token endpoint as advertised (also the audience of client assertions).
     pub fn token_endpoint(&self) -> String {
-        format!("{}/{}/oauth2/v2.0/token", self.config.public_url, self.instance.tenant_id)
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.config.public_url, self.instance.tenant_id
+        )
     }
 
     /// The public JWK Set of the token service.
@@ -47,28 +56,52 @@ impl Hsm {
     }
 
     /// Runs the client-credentials grant.
-    pub async fn issue_token(&self, req: TokenRequest, token_endpoint_seen: &str) -> Result<IssuedToken, Error> {
+    pub async fn issue_token(
+        &self,
+        req: TokenRequest,
+        token_endpoint_seen: &str,
+    ) -> Result<IssuedToken, Error> {
         match req.grant_type.as_deref() {
             Some("client_credentials") => {}
             Some(other) => {
-                return Err(invalid_request("unsupported_grant_type", format!("The grant type '{other}' is not supported.")));
+                return Err(invalid_request(
+                    "unsupported_grant_type",
+                    format!("The grant type '{other}' is not supported."),
+                ));
             }
-            None => return Err(invalid_request("invalid_request", "The request must contain grant_type.")),
+            None => {
+                return Err(invalid_request(
+                    "invalid_request",
+                    "The request must contain grant_type.",
+                ));
+            }
         }
-        let scope = req.scope.as_deref().ok_or_else(|| invalid_request("invalid_request", "scope is required."))?;
+        let scope = req
+            .scope
+            .as_deref()
+            .ok_or_else(|| invalid_request("invalid_request", "scope is required."))?;
         let audience = scope
             .split(' ')
             .find_map(|s| s.strip_suffix("/.default"))
-            .ok_or_else(|| invalid_request("invalid_scope", "The scope must be '<resource>/.default'."))?;
+            .ok_or_else(|| {
+                invalid_request("invalid_scope", "The scope must be '<resource>/.default'.")
+            })?;
         if !self.accepted_audiences().iter().any(|a| a == audience) {
-            return Err(invalid_request("invalid_scope", format!("The resource '{audience}' is not served here.")));
+            return Err(invalid_request(
+                "invalid_scope",
+                format!("The resource '{audience}' is not served here."),
+            ));
         }
-        let client_id =
-            req.client_id.as_deref().ok_or_else(|| invalid_request("invalid_request", "client_id is required."))?;
+        let client_id = req
+            .client_id
+            .as_deref()
+            .ok_or_else(|| invalid_request("invalid_request", "client_id is required."))?;
         let principal = self.store.principal_by_client_id(client_id).await?;
         let Some(principal) = principal else {
             tracing::info!(client_id, "token refused: unknown client");
-            return Err(Error::InvalidClient(format!("Application with identifier '{client_id}' was not found.")));
+            return Err(Error::InvalidClient(format!(
+                "Application with identifier '{client_id}' was not found."
+            )));
         };
         let now = self.clock.now();
         if let Some(secret) = &req.client_secret {
@@ -79,27 +112,45 @@ impl Hsm {
             }
             if !ok {
                 tracing::info!(client_id, "token refused: wrong client secret");
-                return Err(Error::InvalidClient("Invalid client secret provided.".into()));
+                return Err(Error::InvalidClient(
+                    "Invalid client secret provided.".into(),
+                ));
             }
         } else if let Some(assertion) = &req.client_assertion {
             if req.client_assertion_type.as_deref() != Some(JWT_BEARER) {
-                return Err(invalid_request("invalid_request", "client_assertion_type must be jwt-bearer."));
+                return Err(invalid_request(
+                    "invalid_request",
+                    "client_assertion_type must be jwt-bearer.",
+                ));
             }
             let now_u = u64::try_from(now).unwrap_or(0);
             let mut accepted = false;
             // The assertion's audience is the token endpoint as the client saw it advertised.
             for aud in [self.token_endpoint(), token_endpoint_seen.to_string()] {
-                if jwt::verify_client_assertion(assertion, &principal.certificates, &aud, client_id, now_u).is_ok() {
+                if jwt::verify_client_assertion(
+                    assertion,
+                    &principal.certificates,
+                    &aud,
+                    client_id,
+                    now_u,
+                )
+                .is_ok()
+                {
                     accepted = true;
                     break;
                 }
             }
             if !accepted {
                 tracing::info!(client_id, "token refused: client assertion rejected");
-                return Err(Error::InvalidClient("The client assertion is invalid.".into()));
+                return Err(Error::InvalidClient(
+                    "The client assertion is invalid.".into(),
+                ));
             }
         } else {
-            return Err(invalid_request("invalid_request", "client_secret or client_assertion is required."));
+            return Err(invalid_request(
+                "invalid_request",
+                "client_secret or client_assertion is required.",
+            ));
         }
         let lifetime = self.config.token_lifetime_secs;
         let claims = serde_json::json!({
@@ -118,7 +169,10 @@ impl Hsm {
         });
         let access_token = self.token_key.sign(&claims)?;
         tracing::info!(client_id, object_id = %principal.object_id, "token issued");
-        Ok(IssuedToken { access_token, expires_in: u64::try_from(lifetime).unwrap_or(3600) })
+        Ok(IssuedToken {
+            access_token,
+            expires_in: u64::try_from(lifetime).unwrap_or(3600),
+        })
     }
 
     /// Audiences the data plane accepts.
@@ -142,22 +196,45 @@ impl Hsm {
             Error::Unauthenticated
         })?;
         let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let object_id = s("oid").or_else(|| s("sub")).ok_or(Error::Unauthenticated)?;
+        let object_id = s("oid")
+            .or_else(|| s("sub"))
+            .ok_or(Error::Unauthenticated)?;
         let tenant_id = s("tid").ok_or(Error::Unauthenticated)?;
         let client_id = s("appid").or_else(|| s("azp")).unwrap_or_default();
-        Ok(Principal { issuer, tenant_id, object_id, client_id })
+        Ok(Principal {
+            issuer,
+            tenant_id,
+            object_id,
+            client_id,
+        })
     }
 
     /// Registers a certificate credential (PEM) for a principal; returns its `x5t` thumbprint.
-    pub async fn add_certificate(&self, caller: &Principal, object_id: &str, pem: &str) -> Result<String, Error> {
-        self.authorize(caller, crate::authz::DataAction::PrincipalsWrite, &crate::authz::Scope::Root)?;
-        let ders = coffer_crypto::x509::certificates_from_pem(pem)
-            .map_err(|_| Error::BadParameter("certificate must be a PEM X.509 certificate".into()))?;
-        let der = ders.into_iter().next().ok_or_else(|| Error::BadParameter("no certificate in PEM".into()))?;
-        coffer_crypto::x509::check_client_certificate(&der)
-            .map_err(|e| Error::BadParameter(format!("certificate not usable as a credential: {e}")))?;
+    pub async fn add_certificate(
+        &self,
+        caller: &Principal,
+        object_id: &str,
+        pem: &str,
+    ) -> Result<String, Error> {
+        self.authorize(
+            caller,
+            crate::authz::DataAction::PrincipalsWrite,
+            &crate::authz::Scope::Root,
+        )?;
+        let ders = coffer_crypto::x509::certificates_from_pem(pem).map_err(|_| {
+            Error::BadParameter("certificate must be a PEM X.509 certificate".into())
+        })?;
+        let der = ders
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::BadParameter("no certificate in PEM".into()))?;
+        coffer_crypto::x509::check_client_certificate(&der).map_err(|e| {
+            Error::BadParameter(format!("certificate not usable as a credential: {e}"))
+        })?;
         if !self.store.add_certificate(object_id, &der).await? {
-            return Err(Error::NotFound(format!("Principal '{object_id}' was not found.")));
+            return Err(Error::NotFound(format!(
+                "Principal '{object_id}' was not found."
+            )));
         }
         Ok(coffer_crypto::x509::thumbprint_sha1(&der))
     }

@@ -67,7 +67,9 @@ impl std::fmt::Debug for DerivedKeys {
 impl DerivedKeys {
     /// Derives every internal key from the domain secret.
     pub fn derive(domain_secret: &SecretBytes) -> Result<Self, Error> {
-        let d = |info: &[u8]| coffer_crypto::kdf::hkdf_sha256(domain_secret, b"coffer-domain-v1", info, 32);
+        let d = |info: &[u8]| {
+            coffer_crypto::kdf::hkdf_sha256(domain_secret, b"coffer-domain-v1", info, 32)
+        };
         Ok(Self {
             material: d(b"coffer/key-material/v1")?,
             backup: d(b"coffer/key-backup/v1")?,
@@ -79,9 +81,19 @@ impl DerivedKeys {
 /// AAD binding sealed key material to its instance, key name, version and type.
 /// The name is lower-cased: key names are case-insensitive, and a version sealed under one spelling must open
 /// under another.
-pub fn material_aad(instance_id: &str, name: &KeyName, version: &KeyVersion, key_type: KeyType) -> Vec<u8> {
+pub fn material_aad(
+    instance_id: &str,
+    name: &KeyName,
+    version: &KeyVersion,
+    key_type: KeyType,
+) -> Vec<u8> {
     let name = name.as_str().to_ascii_lowercase();
-    format!("coffer/key/v1|{instance_id}|{name}|{}|{}", version.as_str(), key_type.storage_tag()).into_bytes()
+    format!(
+        "coffer/key/v1|{instance_id}|{name}|{}|{}",
+        version.as_str(),
+        key_type.storage_tag()
+    )
+    .into_bytes()
 }
 
 /// AAD of the sealed domain secret.
@@ -133,7 +145,11 @@ pub fn new_uuid() -> Result<String, Error> {
 pub fn new_client_secret() -> Result<SecretBytes, Error> {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let raw = coffer_crypto::random::secret(40)?;
-    let text: Vec<u8> = raw.expose_secret().iter().map(|b| ALPHABET[usize::from(b & 63)]).collect();
+    let text: Vec<u8> = raw
+        .expose_secret()
+        .iter()
+        .map(|b| ALPHABET[usize::from(b & 63)])
+        .collect();
     Ok(SecretBytes::new(text))
 }
 
@@ -151,15 +167,25 @@ pub struct NewInstance {
 
 /// Creates a new instance: tenant id, domain secret (sealed), token-signing key (sealed under the domain secret)
 /// and the bootstrap service principal.
-pub fn new_instance(seal: &dyn SealProvider, options: &CreateOptions, now: i64) -> Result<NewInstance, Error> {
+pub fn new_instance(
+    seal: &dyn SealProvider,
+    options: &CreateOptions,
+    now: i64,
+) -> Result<NewInstance, Error> {
     let instance_id = new_uuid()?;
     let tenant_id = new_uuid()?;
     let domain_secret = coffer_crypto::random::secret(32)?;
-    let sealed_domain_secret = seal.seal(&domain_secret_aad(&instance_id), domain_secret.expose_secret())?;
+    let sealed_domain_secret = seal.seal(
+        &domain_secret_aad(&instance_id),
+        domain_secret.expose_secret(),
+    )?;
     let derived = DerivedKeys::derive(&domain_secret)?;
     let token_key = TokenSigningKey::generate()?;
-    let sealed_token_key =
-        coffer_crypto::seal::seal(&derived.token, &token_key_aad(&instance_id), token_key.to_pkcs8()?.expose_secret())?;
+    let sealed_token_key = coffer_crypto::seal::seal(
+        &derived.token,
+        &token_key_aad(&instance_id),
+        token_key.to_pkcs8()?.expose_secret(),
+    )?;
     let client_secret = new_client_secret()?;
     let bootstrap = PrincipalRecord {
         object_id: new_uuid()?,
@@ -187,5 +213,9 @@ pub fn new_instance(seal: &dyn SealProvider, options: &CreateOptions, now: i64) 
         purge_protection: options.purge_protection,
         bootstrap_object_id: bootstrap.object_id.clone(),
     };
-    Ok(NewInstance { record, bootstrap, credentials })
+    Ok(NewInstance {
+        record,
+        bootstrap,
+        credentials,
+    })
 }

@@ -12,7 +12,10 @@ pub struct KeyName(String);
 impl KeyName {
     /// Parses a key name.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        if s.is_empty() || s.len() > 127 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if s.is_empty()
+            || s.len() > 127
+            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(Error::BadParameter(format!(
                 "The key name '{s}' is invalid: it must be 1 to 127 characters of 0-9, a-z, A-Z and '-'."
             )));
@@ -38,7 +41,8 @@ pub struct KeyVersion(String);
 impl KeyVersion {
     /// Parses a version id as it appears in a URL (case-insensitive; stored lowercase).
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Self(s.to_ascii_lowercase()))
+        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self(s.to_ascii_lowercase()))
     }
     /// A new random version.
     pub fn generate() -> Result<Self, Error> {
@@ -100,7 +104,9 @@ impl KeyType {
     pub fn allowed_ops(self) -> &'static [KeyOperation] {
         use KeyOperation::{Decrypt, Encrypt, Export, Import, Sign, UnwrapKey, Verify, WrapKey};
         match self {
-            Self::Rsa(_) => &[Encrypt, Decrypt, Sign, Verify, WrapKey, UnwrapKey, Import, Export],
+            Self::Rsa(_) => &[
+                Encrypt, Decrypt, Sign, Verify, WrapKey, UnwrapKey, Import, Export,
+            ],
             Self::Ec(_) => &[Sign, Verify, Import, Export],
             Self::Oct(_) => &[Encrypt, Decrypt, WrapKey, UnwrapKey, Import, Export],
         }
@@ -153,7 +159,11 @@ impl KeyOperation {
             "unwrapKey" => Self::UnwrapKey,
             "verify" => Self::Verify,
             "wrapKey" => Self::WrapKey,
-            other => return Err(Error::BadParameter(format!("Unknown key operation '{other}'."))),
+            other => {
+                return Err(Error::BadParameter(format!(
+                    "Unknown key operation '{other}'."
+                )));
+            }
         })
     }
     /// Parses and validates a list of operations for a key type, removing duplicates and keeping order.

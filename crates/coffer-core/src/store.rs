@@ -51,35 +51,66 @@ pub trait Store: Send + Sync + 'static {
     /// The instance row, if the instance exists.
     async fn instance(&self) -> Result<Option<InstanceRecord>, Error>;
     /// Creates the instance together with its bootstrap principal. Fails if an instance exists.
-    async fn create_instance(&self, instance: &InstanceRecord, bootstrap: &PrincipalRecord) -> Result<(), Error>;
+    async fn create_instance(
+        &self,
+        instance: &InstanceRecord,
+        bootstrap: &PrincipalRecord,
+    ) -> Result<(), Error>;
 
     /// Writes new versions of a key (one for create/import; all of them for restore), making the last the latest.
     /// Returns the key's stored name (names are case-insensitive; the first spelling is kept).
-    async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error>;
+    async fn insert_versions(
+        &self,
+        versions: &[KeyVersionRecord],
+        mode: NewVersionMode,
+    ) -> Result<KeyName, Error>;
     /// A version of a live key (`None` = latest).
-    async fn key_version(&self, name: &KeyName, version: Option<&KeyVersion>) -> Result<Option<KeyVersionRecord>, Error>;
+    async fn key_version(
+        &self,
+        name: &KeyName,
+        version: Option<&KeyVersion>,
+    ) -> Result<Option<KeyVersionRecord>, Error>;
     /// All versions of a live key, oldest first.
     async fn all_versions(&self, name: &KeyName) -> Result<Vec<KeyVersionRecord>, Error>;
     /// Latest versions of live keys with names greater than `after`, by name, at most `limit`.
-    async fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyVersionRecord>, Error>;
+    async fn list_keys(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyVersionRecord>, Error>;
     /// Versions of a live key with version ids greater than `after`, at most `limit`.
-    async fn list_versions(&self, name: &KeyName, after: Option<&str>, limit: usize)
-    -> Result<Vec<KeyVersionRecord>, Error>;
+    async fn list_versions(
+        &self,
+        name: &KeyName,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyVersionRecord>, Error>;
     /// Replaces the mutable fields (key_ops, attributes, tags, release policy) of one version.
     async fn update_version(&self, record: &KeyVersionRecord) -> Result<(), Error>;
     /// Soft-deletes a live key (all versions). Returns the latest version, or `None` if there is no live key.
-    async fn soft_delete(&self, name: &KeyName, deletion: Deletion) -> Result<Option<KeyVersionRecord>, Error>;
+    async fn soft_delete(
+        &self,
+        name: &KeyName,
+        deletion: Deletion,
+    ) -> Result<Option<KeyVersionRecord>, Error>;
     /// A soft-deleted key.
     async fn deleted_key(&self, name: &KeyName) -> Result<Option<DeletedKey>, Error>;
     /// Soft-deleted keys with names greater than `after`, at most `limit`.
-    async fn list_deleted(&self, after: Option<&str>, limit: usize) -> Result<Vec<DeletedKey>, Error>;
+    async fn list_deleted(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeletedKey>, Error>;
     /// Recovers a soft-deleted key. Returns its latest version, or `None` if it is not deleted.
     async fn recover(&self, name: &KeyName) -> Result<Option<KeyVersionRecord>, Error>;
     /// Permanently removes a soft-deleted key. Returns false if there was none.
     async fn purge(&self, name: &KeyName) -> Result<bool, Error>;
 
     /// A principal by client id.
-    async fn principal_by_client_id(&self, client_id: &str) -> Result<Option<PrincipalRecord>, Error>;
+    async fn principal_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<PrincipalRecord>, Error>;
     /// Adds a certificate credential to a principal. Returns false if the principal does not exist.
     async fn add_certificate(&self, object_id: &str, der: &[u8]) -> Result<bool, Error>;
 }

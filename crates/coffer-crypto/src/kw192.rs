@@ -31,7 +31,8 @@ impl KeySchedule {
                 "AES-192 key wrap needs a 24-byte key",
             ));
         }
-        let mut schedule = MaybeUninit::<AES_KEY>::uninit();
+        // Zero-initialised, so the value is fully initialised whatever parts of it AWS-LC writes.
+        let mut schedule = MaybeUninit::<AES_KEY>::zeroed();
         // SAFETY: `kek` points to exactly 24 readable bytes (checked above) and 192 is the matching bit length;
         // `schedule` is a valid, writable, properly aligned `AES_KEY`. Both functions only read the key and write
         // the schedule, and return 0 on success, in which case they have fully initialised it.
@@ -45,7 +46,8 @@ impl KeySchedule {
         if rc != 0 {
             return Err(Error::Unspecified);
         }
-        // SAFETY: the call above returned 0, which means it initialised the whole schedule.
+        // SAFETY: `AES_KEY` is plain integers, for which the all-zero bytes `zeroed()` started from are valid, and
+        // the call above returned 0, so it has written the key schedule.
         Ok(Self(unsafe { schedule.assume_init() }))
     }
 }
@@ -104,7 +106,8 @@ pub(crate) fn unwrap(kek: &[u8], ciphertext: &[u8]) -> Result<SecretBytes, Error
     let mut out = SecretBytes::new(vec![0u8; out_len]);
     // SAFETY: `schedule` is a decryption schedule; a null IV selects the RFC 3394 default IV; `out` has room for
     // `ciphertext.len() - 8` bytes, exactly what AES_unwrap_key writes on success; `ciphertext` is readable for
-    // its length. The function returns the number of bytes written, or -1 (and then clears its output).
+    // its length. The function returns the number of bytes written, or -1; on failure `out` may hold unverified
+    // data, which is zeroized when the `SecretBytes` drops.
     let written = unsafe {
         AES_unwrap_key(
             &raw const schedule.0,

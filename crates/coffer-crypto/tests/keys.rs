@@ -614,17 +614,19 @@ fn aes_every_algorithm_round_trips() {
         let [cbc_alg, pad_alg, gcm_alg, kw_alg] = aes_algs(bits);
         let data = [0x5au8; 48];
 
-        let out = key.encrypt(cbc_alg, &data, &cbc).unwrap();
-        assert_eq!(
-            (out.value.len(), out.iv.as_deref(), out.tag.as_deref()),
-            (48, Some(&iv[..]), None)
-        );
-        assert_eq!(
-            key.decrypt(cbc_alg, &out.value, &cbc)
-                .unwrap()
-                .expose_secret(),
-            &data[..]
-        );
+        for len in [0, 16, 48] {
+            let out = key.encrypt(cbc_alg, &data[..len], &cbc).unwrap();
+            assert_eq!(
+                (out.value.len(), out.iv.as_deref(), out.tag.as_deref()),
+                (len, Some(&iv[..]), None)
+            );
+            assert_eq!(
+                key.decrypt(cbc_alg, &out.value, &cbc)
+                    .unwrap()
+                    .expose_secret(),
+                &data[..len]
+            );
+        }
 
         for len in 0..=33 {
             let out = key.encrypt(pad_alg, &data[..len], &cbc).unwrap();

@@ -89,6 +89,10 @@ impl ServeConfig {
                 ip @ std::net::IpAddr::V4(_) => ip.to_string(),
             },
         };
-        if port == 443 { format!("https://{host}") } else { format!("https://{host}:{port}") }
+        if port == 443 {
+            format!("https://{host}")
+        } else {
+            format!("https://{host}:{port}")
+        }
     }
 }

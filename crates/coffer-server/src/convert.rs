@@ -13,17 +13,22 @@ use crate::error::ApiError;
 
 /// Decodes base64url (padding tolerated). `field` names the JSON member in the error.
 pub fn b64(field: &str, s: &str) -> Result<Vec<u8>, ApiError> {
-    B64.decode(s.trim_end_matches('='))
-        .map_err(|_| ApiError::bad_parameter(format!("The value of '{field}' is not valid base64url.")))
+    B64.decode(s.trim_end_matches('=')).map_err(|_| {
+        ApiError::bad_parameter(format!("The value of '{field}' is not valid base64url."))
+    })
 }
 
 fn b64_secret(field: &str, s: &Option<String>) -> Result<SecretBytes, ApiError> {
-    let s = s.as_deref().ok_or_else(|| ApiError::bad_parameter(format!("The JWK is missing '{field}'.")))?;
+    let s = s
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_parameter(format!("The JWK is missing '{field}'.")))?;
     Ok(SecretBytes::new(b64(field, s)?))
 }
 
 fn b64_public(field: &str, s: &Option<String>) -> Result<Vec<u8>, ApiError> {
-    let s = s.as_deref().ok_or_else(|| ApiError::bad_parameter(format!("The JWK is missing '{field}'.")))?;
+    let s = s
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_parameter(format!("The JWK is missing '{field}'.")))?;
     b64(field, s)
 }
 
@@ -46,7 +51,10 @@ pub fn properties(
 ) -> Result<KeyProperties, ApiError> {
     let a = attributes.unwrap_or_default();
     let release_policy = match release_policy {
-        Some(p) => Some(serde_json::to_string(&p).map_err(|_| ApiError::bad_parameter("invalid release_policy"))?),
+        Some(p) => Some(
+            serde_json::to_string(&p)
+                .map_err(|_| ApiError::bad_parameter("invalid release_policy"))?,
+        ),
         None => None,
     };
     Ok(KeyProperties {
@@ -62,9 +70,14 @@ pub fn properties(
 
 /// The private material of an imported JWK.
 pub fn import_material(jwk: &wire::JsonWebKey) -> Result<ImportMaterial, ApiError> {
-    let kty = jwk.kty.as_deref().ok_or_else(|| ApiError::bad_parameter("The JWK is missing 'kty'."))?;
+    let kty = jwk
+        .kty
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_parameter("The JWK is missing 'kty'."))?;
     if jwk.key_hsm.is_some() {
-        return Err(ApiError::bad_parameter("BYOK import (key_hsm) is not supported yet."));
+        return Err(ApiError::bad_parameter(
+            "BYOK import (key_hsm) is not supported yet.",
+        ));
     }
     let family = coffer_core::key::KeyType::parse_family(kty)?;
     Ok(match family {
@@ -79,7 +92,10 @@ pub fn import_material(jwk: &wire::JsonWebKey) -> Result<ImportMaterial, ApiErro
             qi: b64_secret("qi", &jwk.qi)?,
         }),
         coffer_crypto::keys::KeyFamily::Ec => ImportMaterial::Ec {
-            curve: jwk.crv.clone().ok_or_else(|| ApiError::bad_parameter("The JWK is missing 'crv'."))?,
+            curve: jwk
+                .crv
+                .clone()
+                .ok_or_else(|| ApiError::bad_parameter("The JWK is missing 'crv'."))?,
             d: b64_secret("d", &jwk.d)?,
             x: b64_public("x", &jwk.x)?,
             y: b64_public("y", &jwk.y)?,
@@ -107,7 +123,9 @@ fn tags(rec: &KeyVersionRecord) -> Option<std::collections::BTreeMap<String, Str
 }
 
 fn release_policy(rec: &KeyVersionRecord) -> Option<wire::KeyReleasePolicy> {
-    rec.release_policy.as_deref().and_then(|p| serde_json::from_str(p).ok())
+    rec.release_policy
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
 }
 
 /// KeyBundle of a version.
@@ -152,7 +170,11 @@ pub fn deleted_bundle(hsm: &Hsm, base: &str, d: &DeletedKey) -> wire::KeyBundle 
 
 /// KeyItem: versionless kid for key lists, versioned for version lists.
 pub fn key_item(hsm: &Hsm, base: &str, rec: &KeyVersionRecord, versioned: bool) -> wire::KeyItem {
-    let kid = if versioned { kid(base, rec) } else { format!("{base}/keys/{}", rec.name) };
+    let kid = if versioned {
+        kid(base, rec)
+    } else {
+        format!("{base}/keys/{}", rec.name)
+    };
     wire::KeyItem {
         kid,
         attributes: attributes(hsm, rec),

@@ -16,8 +16,11 @@ pub struct DataDir {
 impl DataDir {
     /// Creates the directory (0700) if missing.
     pub fn open(root: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(root).with_context(|| format!("creating data directory {}", root.display()))?;
-        let root = root.canonicalize().with_context(|| format!("resolving {}", root.display()))?;
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("creating data directory {}", root.display()))?;
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("resolving {}", root.display()))?;
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
         Ok(Self { root })
     }
@@ -47,14 +50,19 @@ impl DataDir {
     pub fn seal_key_material(&self, create: bool) -> anyhow::Result<SecretBytes> {
         let path = self.seal_key();
         if path.exists() {
-            let bytes = SecretBytes::new(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
+            let bytes = SecretBytes::new(
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+            );
             if bytes.len() != 32 {
                 anyhow::bail!("{} must hold exactly 32 bytes", path.display());
             }
             return Ok(bytes);
         }
         if !create {
-            anyhow::bail!("{} is missing: the instance's domain secret cannot be unsealed", path.display());
+            anyhow::bail!(
+                "{} is missing: the instance's domain secret cannot be unsealed",
+                path.display()
+            );
         }
         let key = coffer_crypto::random::secret(32)?;
         write_private(&path, key.expose_secret())?;

@@ -14,20 +14,36 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn bad_parameter(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadParameter", message)
     }
     pub fn not_found_route() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NotFound", "The requested resource or operation does not exist.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "The requested resource or operation does not exist.",
+        )
     }
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "The HTTP method is not allowed on this resource.")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "The HTTP method is not allowed on this resource.",
+        )
     }
     fn internal(detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "The server encountered an internal error.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "The server encountered an internal error.",
+        )
     }
 }
 
@@ -41,9 +57,13 @@ impl From<coffer_core::Error> for ApiError {
             E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "Forbidden", m),
             E::KeyNotFound(m) => Self::new(StatusCode::NOT_FOUND, "KeyNotFound", m),
             E::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "NotFound", m),
-            E::Unauthenticated => Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
+            E::Unauthenticated => {
+                Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
+            }
             E::InvalidClient(m) => Self::new(StatusCode::UNAUTHORIZED, "invalid_client", m),
-            E::InvalidTokenRequest { code, description } => Self::new(StatusCode::BAD_REQUEST, code, description),
+            E::InvalidTokenRequest { code, description } => {
+                Self::new(StatusCode::BAD_REQUEST, code, description)
+            }
             e @ (E::Storage(_) | E::Crypto(_) | E::Corrupt(_)) => {
                 let detail = match std::error::Error::source(&e) {
                     Some(src) => format!("{e}: {src}"),
@@ -59,8 +79,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody::new(self.code, self.message);
         let mut resp = (self.status, axum::Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         resp
     }
 }

@@ -15,8 +15,10 @@ use crate::datadir::{DataDir, write_private, write_public};
 /// Loads or creates the certificate and key to serve, as PEM.
 pub fn certificate(config: &ServeConfig, dir: &DataDir) -> anyhow::Result<(String, SecretBytes)> {
     if let (Some(c), Some(k)) = (&config.tls_cert, &config.tls_key) {
-        let cert = std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
-        let key = SecretBytes::new(std::fs::read(k).with_context(|| format!("reading {}", k.display()))?);
+        let cert =
+            std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
+        let key =
+            SecretBytes::new(std::fs::read(k).with_context(|| format!("reading {}", k.display()))?);
         return Ok((cert, key));
     }
     let ca = if dir.ca_cert().exists() && dir.ca_key().exists() {
@@ -32,7 +34,10 @@ pub fn certificate(config: &ServeConfig, dir: &DataDir) -> anyhow::Result<(Strin
         ca
     };
     let mut dns = vec!["localhost".to_string()];
-    let mut ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
+    let mut ips: Vec<IpAddr> = vec![
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ];
     for h in &config.hostname {
         match h.parse::<IpAddr>() {
             Ok(ip) => ips.push(ip),
@@ -44,14 +49,21 @@ pub fn certificate(config: &ServeConfig, dir: &DataDir) -> anyhow::Result<(Strin
     }
     let leaf = x509::issue_server_certificate(&ca, &dns, &ips)?;
     write_private(&dir.server_key(), leaf.key_pem.expose_secret())?;
-    write_public(&dir.server_cert(), format!("{}{}", leaf.cert_pem, ca.cert_pem).as_bytes())?;
+    write_public(
+        &dir.server_cert(),
+        format!("{}{}", leaf.cert_pem, ca.cert_pem).as_bytes(),
+    )?;
     Ok((format!("{}{}", leaf.cert_pem, ca.cert_pem), leaf.key_pem))
 }
 
 /// A rustls server configuration for the PEM certificate chain and key.
-pub fn server_config(cert_pem: &str, key_pem: &SecretBytes) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut cert_pem.as_bytes()).collect::<Result<_, _>>().context("parsing certificate PEM")?;
+pub fn server_config(
+    cert_pem: &str,
+    key_pem: &SecretBytes,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .context("parsing certificate PEM")?;
     if certs.is_empty() {
         anyhow::bail!("no certificate in the TLS certificate file");
     }

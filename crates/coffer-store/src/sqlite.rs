@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use coffer_core::Error;
 use coffer_core::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
 use coffer_core::store::{InstanceRecord, NewVersionMode, PrincipalRecord, Store};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 use crate::rows::{columns, storage, version_from_row};
@@ -47,14 +49,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await.map_err(storage)?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(storage)?;
         crate::migrate::run_sqlite(&writer).await.map_err(storage)?;
-        let reader =
-            SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await.map_err(storage)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(storage)?;
         Ok(Self { writer, reader })
     }
 
-    async fn versions_where(&self, clause: &str, binds: &[&str]) -> Result<Vec<KeyVersionRecord>, Error> {
+    async fn versions_where(
+        &self,
+        clause: &str,
+        binds: &[&str],
+    ) -> Result<Vec<KeyVersionRecord>, Error> {
         // Only constant SQL fragments are concatenated here; every value is a bind parameter.
         let sql = format!("{VERSION_SELECT} {clause}");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -70,7 +83,10 @@ fn deletion_of(row: &SqliteRow) -> Result<Option<Deletion>, Error> {
     let d: Option<i64> = row.try_get("deleted_date").map_err(storage)?;
     let p: Option<i64> = row.try_get("scheduled_purge_date").map_err(storage)?;
     Ok(match (d, p) {
-        (Some(deleted_date), Some(scheduled_purge_date)) => Some(Deletion { deleted_date, scheduled_purge_date }),
+        (Some(deleted_date), Some(scheduled_purge_date)) => Some(Deletion {
+            deleted_date,
+            scheduled_purge_date,
+        }),
         _ => None,
     })
 }
@@ -78,7 +94,10 @@ fn deletion_of(row: &SqliteRow) -> Result<Option<Deletion>, Error> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn instance(&self) -> Result<Option<InstanceRecord>, Error> {
-        let row = sqlx::query("SELECT * FROM instance WHERE id = 1").fetch_optional(&self.reader).await.map_err(storage)?;
+        let row = sqlx::query("SELECT * FROM instance WHERE id = 1")
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(storage)?;
         let Some(r) = row else { return Ok(None) };
         let i = |c: &str| r.try_get::<i64, _>(c).map_err(storage);
         let s = |c: &str| r.try_get::<String, _>(c).map_err(storage);
@@ -96,7 +115,11 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn create_instance(&self, ins: &InstanceRecord, p: &PrincipalRecord) -> Result<(), Error> {
+    async fn create_instance(
+        &self,
+        ins: &InstanceRecord,
+        p: &PrincipalRecord,
+    ) -> Result<(), Error> {
         let mut tx = self.writer.begin().await.map_err(storage)?;
         sqlx::query(
             "INSERT INTO instance (id, instance_id, instance_name, tenant_id, created, dev, sealed_domain_secret, \
@@ -135,7 +158,11 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(storage)
     }
 
-    async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error> {
+    async fn insert_versions(
+        &self,
+        versions: &[KeyVersionRecord],
+        mode: NewVersionMode,
+    ) -> Result<KeyName, Error> {
         let Some(first) = versions.first() else {
             return Err(Error::Corrupt("no versions to insert".into()));
         };
@@ -148,7 +175,12 @@ impl Store for SqliteStore {
             .await
             .map_err(storage)?;
         match (&existing, mode) {
-            (Some(row), _) if row.try_get::<Option<i64>, _>("deleted_date").map_err(storage)?.is_some() => {
+            (Some(row), _)
+                if row
+                    .try_get::<Option<i64>, _>("deleted_date")
+                    .map_err(storage)?
+                    .is_some() =>
+            {
                 return Err(deleted_conflict(first.name.as_str()));
             }
             (Some(_), NewVersionMode::RestoreWholeKey) => {
@@ -210,7 +242,11 @@ impl Store for SqliteStore {
         Ok(stored_name)
     }
 
-    async fn key_version(&self, name: &KeyName, version: Option<&KeyVersion>) -> Result<Option<KeyVersionRecord>, Error> {
+    async fn key_version(
+        &self,
+        name: &KeyName,
+        version: Option<&KeyVersion>,
+    ) -> Result<Option<KeyVersionRecord>, Error> {
         let nk = key_of(name);
         let rows = match version {
             None => {
@@ -232,10 +268,18 @@ impl Store for SqliteStore {
     }
 
     async fn all_versions(&self, name: &KeyName) -> Result<Vec<KeyVersionRecord>, Error> {
-        self.versions_where("WHERE k.name_key = $1 AND k.deleted_date IS NULL ORDER BY v.seq", &[&key_of(name)]).await
+        self.versions_where(
+            "WHERE k.name_key = $1 AND k.deleted_date IS NULL ORDER BY v.seq",
+            &[&key_of(name)],
+        )
+        .await
     }
 
-    async fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyVersionRecord>, Error> {
+    async fn list_keys(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<KeyVersionRecord>, Error> {
         let after = after.unwrap_or("").to_ascii_lowercase();
         let limit = limit.to_string();
         self.versions_where(
@@ -283,12 +327,19 @@ impl Store for SqliteStore {
         .await
         .map_err(storage)?;
         if done.rows_affected() != 1 {
-            return Err(Error::KeyNotFound(format!("A key with (name/id) {} was not found in this key vault.", rec.name)));
+            return Err(Error::KeyNotFound(format!(
+                "A key with (name/id) {} was not found in this key vault.",
+                rec.name
+            )));
         }
         tx.commit().await.map_err(storage)
     }
 
-    async fn soft_delete(&self, name: &KeyName, deletion: Deletion) -> Result<Option<KeyVersionRecord>, Error> {
+    async fn soft_delete(
+        &self,
+        name: &KeyName,
+        deletion: Deletion,
+    ) -> Result<Option<KeyVersionRecord>, Error> {
         let nk = key_of(name);
         let mut tx = self.writer.begin().await.map_err(storage)?;
         let done = sqlx::query(
@@ -304,21 +355,35 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         let sql = format!("{VERSION_SELECT} WHERE k.name_key = $1 AND v.seq = k.latest_seq");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&nk).fetch_one(&mut *tx).await.map_err(storage)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&nk)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
         let rec = version_from_row(&row)?;
         tx.commit().await.map_err(storage)?;
         Ok(Some(rec))
     }
 
     async fn deleted_key(&self, name: &KeyName) -> Result<Option<DeletedKey>, Error> {
-        let sql = format!("{VERSION_SELECT} WHERE k.name_key = $1 AND k.deleted_date IS NOT NULL AND v.seq = k.latest_seq");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key_of(name)).fetch_optional(&self.reader).await.map_err(storage)?;
+        let sql = format!(
+            "{VERSION_SELECT} WHERE k.name_key = $1 AND k.deleted_date IS NOT NULL AND v.seq = k.latest_seq"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key_of(name))
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(storage)?;
         let Some(row) = row else { return Ok(None) };
         let latest = version_from_row(&row)?;
         Ok(deletion_of(&row)?.map(|deletion| DeletedKey { latest, deletion }))
     }
 
-    async fn list_deleted(&self, after: Option<&str>, limit: usize) -> Result<Vec<DeletedKey>, Error> {
+    async fn list_deleted(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeletedKey>, Error> {
         let sql = format!(
             "{VERSION_SELECT} WHERE k.deleted_date IS NOT NULL AND v.seq = k.latest_seq AND k.name_key > $1 \
              ORDER BY k.name_key LIMIT CAST($2 AS INTEGER)"
@@ -353,7 +418,11 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         let sql = format!("{VERSION_SELECT} WHERE k.name_key = $1 AND v.seq = k.latest_seq");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&nk).fetch_one(&mut *tx).await.map_err(storage)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&nk)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
         let rec = version_from_row(&row)?;
         tx.commit().await.map_err(storage)?;
         Ok(Some(rec))
@@ -362,22 +431,35 @@ impl Store for SqliteStore {
     async fn purge(&self, name: &KeyName) -> Result<bool, Error> {
         let nk = key_of(name);
         let mut tx = self.writer.begin().await.map_err(storage)?;
-        let exists = sqlx::query("SELECT 1 AS one FROM keys WHERE name_key = $1 AND deleted_date IS NOT NULL")
-            .bind(&nk)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage)?
-            .is_some();
+        let exists = sqlx::query(
+            "SELECT 1 AS one FROM keys WHERE name_key = $1 AND deleted_date IS NOT NULL",
+        )
+        .bind(&nk)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(storage)?
+        .is_some();
         if !exists {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM key_versions WHERE name_key = $1").bind(&nk).execute(&mut *tx).await.map_err(storage)?;
-        sqlx::query("DELETE FROM keys WHERE name_key = $1").bind(&nk).execute(&mut *tx).await.map_err(storage)?;
+        sqlx::query("DELETE FROM key_versions WHERE name_key = $1")
+            .bind(&nk)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query("DELETE FROM keys WHERE name_key = $1")
+            .bind(&nk)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
         Ok(true)
     }
 
-    async fn principal_by_client_id(&self, client_id: &str) -> Result<Option<PrincipalRecord>, Error> {
+    async fn principal_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<PrincipalRecord>, Error> {
         let row = sqlx::query("SELECT object_id, client_id, display_name, created FROM principals WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&self.reader)
@@ -385,22 +467,24 @@ impl Store for SqliteStore {
             .map_err(storage)?;
         let Some(r) = row else { return Ok(None) };
         let object_id: String = r.try_get("object_id").map_err(storage)?;
-        let secret_hashes = sqlx::query("SELECT secret_hash FROM principal_secrets WHERE object_id = $1")
-            .bind(&object_id)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(storage)?
-            .iter()
-            .map(|r| r.try_get::<Vec<u8>, _>("secret_hash").map_err(storage))
-            .collect::<Result<Vec<_>, _>>()?;
-        let certificates = sqlx::query("SELECT der FROM principal_certificates WHERE object_id = $1")
-            .bind(&object_id)
-            .fetch_all(&self.reader)
-            .await
-            .map_err(storage)?
-            .iter()
-            .map(|r| r.try_get::<Vec<u8>, _>("der").map_err(storage))
-            .collect::<Result<Vec<_>, _>>()?;
+        let secret_hashes =
+            sqlx::query("SELECT secret_hash FROM principal_secrets WHERE object_id = $1")
+                .bind(&object_id)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(storage)?
+                .iter()
+                .map(|r| r.try_get::<Vec<u8>, _>("secret_hash").map_err(storage))
+                .collect::<Result<Vec<_>, _>>()?;
+        let certificates =
+            sqlx::query("SELECT der FROM principal_certificates WHERE object_id = $1")
+                .bind(&object_id)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(storage)?
+                .iter()
+                .map(|r| r.try_get::<Vec<u8>, _>("der").map_err(storage))
+                .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(PrincipalRecord {
             object_id,
             client_id: r.try_get("client_id").map_err(storage)?,

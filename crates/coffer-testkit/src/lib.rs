@@ -33,7 +33,10 @@ impl TestServerBuilder {
     /// Starts the server.
     pub async fn start(self) -> anyhow::Result<TestServer> {
         let tmp = tempfile::tempdir()?;
-        let dir = self.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
+        let dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| tmp.path().join("data"));
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse()?,
             data_dir: dir.clone(),
@@ -50,7 +53,13 @@ impl TestServerBuilder {
         let client = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
             .build()?;
-        Ok(TestServer { running: Some(running), config, creds, client, _tmp: tmp })
+        Ok(TestServer {
+            running: Some(running),
+            config,
+            creds,
+            client,
+            _tmp: tmp,
+        })
     }
 }
 
@@ -74,7 +83,10 @@ impl TestServer {
 
     /// The public base URL.
     pub fn url(&self) -> String {
-        self.running.as_ref().map(|r| r.url.clone()).unwrap_or_default()
+        self.running
+            .as_ref()
+            .map(|r| r.url.clone())
+            .unwrap_or_default()
     }
 
     /// A credential field.
@@ -84,7 +96,11 @@ impl TestServer {
 
     /// The token endpoint URL.
     pub fn token_endpoint(&self) -> String {
-        format!("{}/{}/oauth2/v2.0/token", self.url(), self.cred("tenant_id"))
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.url(),
+            self.cred("tenant_id")
+        )
     }
 
     /// A bearer token for the bootstrap principal.
@@ -95,10 +111,22 @@ impl TestServer {
             ("client_secret", self.cred("client_secret")),
             ("scope", format!("{}/.default", self.url())),
         ];
-        let resp = self.client.post(self.token_endpoint()).form(&form).send().await?;
-        anyhow::ensure!(resp.status().is_success(), "token request failed: {}", resp.status());
+        let resp = self
+            .client
+            .post(self.token_endpoint())
+            .form(&form)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "token request failed: {}",
+            resp.status()
+        );
         let body: serde_json::Value = resp.json().await?;
-        body["access_token"].as_str().map(str::to_string).context("no access_token")
+        body["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .context("no access_token")
     }
 
     /// Sends an authenticated JSON request and returns (status, JSON body or Null).
@@ -109,14 +137,21 @@ impl TestServer {
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<(u16, serde_json::Value)> {
         let token = self.token().await?;
-        let mut req = self.client.request(method, format!("{}{path_and_query}", self.url())).bearer_auth(token);
+        let mut req = self
+            .client
+            .request(method, format!("{}{path_and_query}", self.url()))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
         let text = resp.text().await?;
-        let json = if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text)? };
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        };
         Ok((status, json))
     }
 

@@ -58,7 +58,7 @@ export async function startServer({ dataDir, name, port, timeoutMs = 180_000 }) 
   port = port || (await freePort());
   fs.mkdirSync(dataDir, { recursive: true });
   const logPath = path.join(logDir(), `${name}.log`);
-  const logFd = fs.openSync(logPath, "a");
+  const logFd = fs.openSync(logPath, "w");
   fs.writeSync(logFd, `\n===== start: port ${port}, data dir ${dataDir} =====\n`);
   const child = spawn(
     bin,

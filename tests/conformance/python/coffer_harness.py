@@ -78,7 +78,8 @@ class CofferServer:
         if not binary.exists():
             raise ServerError(f"coffer binary not found at {binary} (set COFFER_BIN or run `cargo build -p coffer-cli`)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log_file = open(self.log_path, "ab", buffering=0)
+        # a new CofferServer starts a new log; a restart of the same one appends
+        self._log_file = open(self.log_path, "ab" if self.starts else "wb", buffering=0)
         self.starts += 1
         self._log_file.write(f"\n===== start #{self.starts}: port {self.port}, data dir {self.data_dir} =====\n".encode())
         cmd = [str(binary), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", "--dev",

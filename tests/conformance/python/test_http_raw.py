@@ -289,12 +289,46 @@ def test_wrong_digest_length_is_400(server, token, ec_kid):
     _assert_error_body(r, 400)
 
 
+def _raw_tls_request(server, head: bytes, body_chunks=(), timeout=30) -> bytes:
+    """Send a request on a raw TLS socket; tolerate the server closing while the body is still being sent.
+    Returns whatever the server answered (b"" if nothing)."""
+    ctx = ssl.create_default_context(cafile=server.ca)
+    data = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            try:
+                s.sendall(head)
+                for chunk in body_chunks:
+                    s.sendall(chunk)
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                pass
+            try:
+                while chunk := s.recv(65536):
+                    data += chunk
+            except (ConnectionResetError, ssl.SSLError, socket.timeout):
+                pass
+    return data
+
+
 def test_oversize_body_is_rejected(server, token):
     name = uniq("big")
-    big = json.dumps({"kty": "EC-HSM", "crv": "P-256", "tags": {"t": "x" * (1536 * 1024)}})
-    r = requests.post(f"{server.url}/keys/{name}/create?api-version={API}", data=big,
-                      headers={**_auth(token), "Content-Type": "application/json"}, verify=server.ca, timeout=60)
-    assert r.status_code in (400, 413), (r.status_code, r.text[:300])
+    big = json.dumps({"kty": "EC-HSM", "crv": "P-256", "tags": {"t": "x" * (1536 * 1024)}}).encode()
+    path = f"/keys/{name}/create?api-version={API}"
+    # 1. Content-Length + Expect: 100-continue: the server must answer 413 (or 400) without taking the body
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(big)}\r\nExpect: 100-continue\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    answer = _raw_tls_request(server, head)
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert status_line.startswith((b"HTTP/1.1 413", b"HTTP/1.1 400")), f"oversize create answered {answer[:300]!r}"
+    # 2. chunked, no Content-Length: the server must stop at its limit (4xx or closing the connection), never 2xx
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+    chunks = [f"{len(big[i:i + 65536]):x}\r\n".encode() + big[i:i + 65536] + b"\r\n" for i in range(0, len(big), 65536)]
+    answer = _raw_tls_request(server, head, chunks + [b"0\r\n\r\n"])
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert answer == b"" or re.match(rb"HTTP/1\.1 4\d\d", status_line), f"oversize chunked create answered {answer[:300]!r}"
+    # nothing was created and the server is fine
     r = requests.get(f"{server.url}/keys/{name}/?api-version={API}", headers=_auth(token), verify=server.ca, timeout=30)
     assert r.status_code == 404, "an oversize create must not create the key"
     assert requests.get(f"{server.url}/healthz", verify=server.ca, timeout=30).status_code == 200

@@ -51,14 +51,21 @@ impl Drop for BlobVersion {
 }
 
 fn invalid_blob() -> Error {
-    Error::BadParameter("The backup blob is invalid, was tampered with, or was made by another security domain.".into())
+    Error::BadParameter(
+        "The backup blob is invalid, was tampered with, or was made by another security domain."
+            .into(),
+    )
 }
 
 impl Hsm {
     /// BackupKey: an opaque blob of all versions.
     pub async fn backup_key(&self, caller: &Principal, name: &str) -> Result<Vec<u8>, Error> {
         let key_name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(caller, DataAction::KeysBackup, &Scope::Key(key_name.to_string()))?;
+        self.authorize(
+            caller,
+            DataAction::KeysBackup,
+            &Scope::Key(key_name.to_string()),
+        )?;
         let records = self.store.all_versions(&key_name).await?;
         if records.is_empty() {
             return Err(not_found(name));
@@ -84,8 +91,12 @@ impl Hsm {
                 material: B64.encode(material.expose_secret()),
             });
         }
-        let blob = Blob { name: key_name.to_string(), versions };
-        let json = Zeroizing::new(serde_json::to_vec(&blob).map_err(|e| Error::Corrupt(e.to_string()))?);
+        let blob = Blob {
+            name: key_name.to_string(),
+            versions,
+        };
+        let json =
+            Zeroizing::new(serde_json::to_vec(&blob).map_err(|e| Error::Corrupt(e.to_string()))?);
         let sealed = coffer_crypto::seal::seal(&self.keys.backup, AAD, &json)?;
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&sealed);
@@ -94,14 +105,24 @@ impl Hsm {
     }
 
     /// RestoreKey: brings back a key from a backup blob.
-    pub async fn restore_key(&self, caller: &Principal, blob: &[u8]) -> Result<KeyVersionRecord, Error> {
+    pub async fn restore_key(
+        &self,
+        caller: &Principal,
+        blob: &[u8],
+    ) -> Result<KeyVersionRecord, Error> {
         // The blob names the key only inside the sealed part; authorize on /keys first, then on the key itself.
         self.authorize(caller, DataAction::KeysRestore, &Scope::Keys)?;
         let sealed = blob.strip_prefix(MAGIC).ok_or_else(invalid_blob)?;
-        let json = coffer_crypto::seal::open(&self.keys.backup, AAD, sealed).map_err(|_| invalid_blob())?;
-        let parsed: Blob = serde_json::from_slice(json.expose_secret()).map_err(|_| invalid_blob())?;
+        let json = coffer_crypto::seal::open(&self.keys.backup, AAD, sealed)
+            .map_err(|_| invalid_blob())?;
+        let parsed: Blob =
+            serde_json::from_slice(json.expose_secret()).map_err(|_| invalid_blob())?;
         let name = KeyName::parse(&parsed.name).map_err(|_| invalid_blob())?;
-        self.authorize(caller, DataAction::KeysRestore, &Scope::Key(name.to_string()))?;
+        self.authorize(
+            caller,
+            DataAction::KeysRestore,
+            &Scope::Key(name.to_string()),
+        )?;
         let mut records = Vec::with_capacity(parsed.versions.len());
         for v in &parsed.versions {
             let curve = match &v.crv {
@@ -115,8 +136,13 @@ impl Hsm {
                 _ => return Err(invalid_blob()),
             };
             let material = Zeroizing::new(B64.decode(&v.material).map_err(|_| invalid_blob())?);
-            let key = PrivateKey::from_storage_bytes(key_type.family(), curve, &material).map_err(|_| invalid_blob())?;
-            let ops = v.key_ops.iter().map(|o| KeyOperation::parse(o)).collect::<Result<Vec<_>, _>>()?;
+            let key = PrivateKey::from_storage_bytes(key_type.family(), curve, &material)
+                .map_err(|_| invalid_blob())?;
+            let ops = v
+                .key_ops
+                .iter()
+                .map(|o| KeyOperation::parse(o))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut rec = KeyVersionRecord {
                 name: name.clone(),
                 version: KeyVersion::parse(&v.version).ok_or_else(invalid_blob)?,
@@ -142,10 +168,13 @@ impl Hsm {
             return Err(invalid_blob());
         };
         let recs: Vec<KeyVersionRecord> = records.iter().map(|(r, _)| r.clone()).collect();
-        self.store.insert_versions(&recs, NewVersionMode::RestoreWholeKey).await?;
+        self.store
+            .insert_versions(&recs, NewVersionMode::RestoreWholeKey)
+            .await?;
         self.cache.invalidate(name.as_str());
         for (r, k) in records {
-            self.cache.insert(r.name.as_str(), r.version.as_str(), Arc::new(k));
+            self.cache
+                .insert(r.name.as_str(), r.version.as_str(), Arc::new(k));
         }
         tracing::info!(key = %name, versions = recs.len(), "key restored");
         Ok(latest)

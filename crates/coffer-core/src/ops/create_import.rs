@@ -25,7 +25,12 @@ pub struct CreateKeyRequest {
 
 /// Private material of an import request.
 pub enum ImportMaterial {
-    Ec { curve: String, d: SecretBytes, x: Vec<u8>, y: Vec<u8> },
+    Ec {
+        curve: String,
+        d: SecretBytes,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
     Oct(SecretBytes),
     Rsa(RsaPrivateComponents),
 }
@@ -50,24 +55,36 @@ fn bad(m: impl Into<String>) -> Error {
 
 impl Hsm {
     /// Creates a key (or a new version of it).
-    pub async fn create_key(&self, caller: &Principal, req: CreateKeyRequest) -> Result<KeyVersionRecord, Error> {
+    pub async fn create_key(
+        &self,
+        caller: &Principal,
+        req: CreateKeyRequest,
+    ) -> Result<KeyVersionRecord, Error> {
         let name = KeyName::parse(&req.name)?;
-        self.authorize(caller, DataAction::KeysCreate, &Scope::Key(name.to_string()))?;
+        self.authorize(
+            caller,
+            DataAction::KeysCreate,
+            &Scope::Key(name.to_string()),
+        )?;
         let family = KeyType::parse_family(&req.kty)?;
         let (key_type, key) = match family {
             KeyFamily::Rsa => {
                 if req.curve.is_some() {
                     return Err(bad("crv is not valid for an RSA key."));
                 }
-                if let Some(e) = req.public_exponent {
-                    if e != 65537 {
-                        return Err(bad("Only the public exponent 65537 is supported."));
-                    }
+                if let Some(e) = req.public_exponent
+                    && e != 65537
+                {
+                    return Err(bad("Only the public exponent 65537 is supported."));
                 }
                 let bits = match req.key_size {
                     None => 2048,
                     Some(b @ (2048 | 3072 | 4096)) => b,
-                    Some(b) => return Err(bad(format!("RSA key size {b} is not supported; use 2048, 3072 or 4096."))),
+                    Some(b) => {
+                        return Err(bad(format!(
+                            "RSA key size {b} is not supported; use 2048, 3072 or 4096."
+                        )));
+                    }
                 };
                 let bits = u32::try_from(bits).map_err(|_| bad("invalid key_size"))?;
                 let key = tokio::task::spawn_blocking(move || PrivateKey::generate_rsa(bits))
@@ -77,10 +94,13 @@ impl Hsm {
             }
             KeyFamily::Ec => {
                 if req.key_size.is_some() || req.public_exponent.is_some() {
-                    return Err(bad("key_size and public_exponent are not valid for an EC key."));
+                    return Err(bad(
+                        "key_size and public_exponent are not valid for an EC key.",
+                    ));
                 }
                 let crv = req.curve.as_deref().unwrap_or("P-256");
-                let curve = Curve::parse(crv).ok_or_else(|| bad(format!("The curve '{crv}' is not supported.")))?;
+                let curve = Curve::parse(crv)
+                    .ok_or_else(|| bad(format!("The curve '{crv}' is not supported.")))?;
                 (KeyType::Ec(curve), PrivateKey::generate_ec(curve)?)
             }
             KeyFamily::Oct => {
@@ -90,39 +110,59 @@ impl Hsm {
                 let bits = match req.key_size {
                     None => 256,
                     Some(b @ (128 | 192 | 256)) => b,
-                    Some(b) => return Err(bad(format!("AES key size {b} is not supported; use 128, 192 or 256."))),
+                    Some(b) => {
+                        return Err(bad(format!(
+                            "AES key size {b} is not supported; use 128, 192 or 256."
+                        )));
+                    }
                 };
                 let bits = u32::try_from(bits).map_err(|_| bad("invalid key_size"))?;
                 (KeyType::Oct(bits), PrivateKey::generate_oct(bits)?)
             }
         };
-        self.store_new_version(name, key_type, key, req.properties).await
+        self.store_new_version(name, key_type, key, req.properties)
+            .await
     }
 
     /// Imports key material as a key (or a new version of it).
-    pub async fn import_key(&self, caller: &Principal, req: ImportKeyRequest) -> Result<KeyVersionRecord, Error> {
+    pub async fn import_key(
+        &self,
+        caller: &Principal,
+        req: ImportKeyRequest,
+    ) -> Result<KeyVersionRecord, Error> {
         let name = KeyName::parse(&req.name)?;
-        self.authorize(caller, DataAction::KeysImport, &Scope::Key(name.to_string()))?;
+        self.authorize(
+            caller,
+            DataAction::KeysImport,
+            &Scope::Key(name.to_string()),
+        )?;
         let rq = Error::from_request_crypto;
         let (key_type, key) = match req.material {
             ImportMaterial::Rsa(c) => {
                 let key = PrivateKey::import_rsa(&c).map_err(rq)?;
                 let bits = key.size_bits();
                 if !(2048..=4096).contains(&bits) {
-                    return Err(bad(format!("RSA key size {bits} is not supported; use 2048 to 4096 bits.")));
+                    return Err(bad(format!(
+                        "RSA key size {bits} is not supported; use 2048 to 4096 bits."
+                    )));
                 }
                 (KeyType::Rsa(bits), key)
             }
             ImportMaterial::Ec { curve, d, x, y } => {
-                let c = Curve::parse(&curve).ok_or_else(|| bad(format!("The curve '{curve}' is not supported.")))?;
-                (KeyType::Ec(c), PrivateKey::import_ec(c, &d, &x, &y).map_err(rq)?)
+                let c = Curve::parse(&curve)
+                    .ok_or_else(|| bad(format!("The curve '{curve}' is not supported.")))?;
+                (
+                    KeyType::Ec(c),
+                    PrivateKey::import_ec(c, &d, &x, &y).map_err(rq)?,
+                )
             }
             ImportMaterial::Oct(k) => {
                 let key = PrivateKey::import_oct(k).map_err(rq)?;
                 (KeyType::Oct(key.size_bits()), key)
             }
         };
-        self.store_new_version(name, key_type, key, req.properties).await
+        self.store_new_version(name, key_type, key, req.properties)
+            .await
     }
 
     async fn store_new_version(
@@ -166,8 +206,12 @@ impl Hsm {
             sealed_material: Vec::new(),
         };
         record.sealed_material = self.seal_material(&key, &record)?;
-        record.name = self.store.insert_versions(std::slice::from_ref(&record), NewVersionMode::AddVersion).await?;
-        self.cache.insert(record.name.as_str(), record.version.as_str(), Arc::new(key));
+        record.name = self
+            .store
+            .insert_versions(std::slice::from_ref(&record), NewVersionMode::AddVersion)
+            .await?;
+        self.cache
+            .insert(record.name.as_str(), record.version.as_str(), Arc::new(key));
         tracing::info!(key = %record.name, version = record.version.as_str(), kty = key_type.kty(), "key version created");
         Ok(record)
     }

@@ -68,20 +68,36 @@ pub enum CipherResult {
 }
 
 impl Hsm {
-    fn check_usable(&self, rec: &KeyVersionRecord, op: KeyOperation, protects_new_data: bool) -> Result<(), Error> {
+    fn check_usable(
+        &self,
+        rec: &KeyVersionRecord,
+        op: KeyOperation,
+        protects_new_data: bool,
+    ) -> Result<(), Error> {
         let now = self.clock.now();
         let name = rec.name.as_str();
         if !rec.attributes.enabled {
-            return Err(Error::Forbidden(format!("Operation {} is not allowed on a disabled key '{name}'.", op.name())));
+            return Err(Error::Forbidden(format!(
+                "Operation {} is not allowed on a disabled key '{name}'.",
+                op.name()
+            )));
         }
         if rec.attributes.not_before.is_some_and(|nbf| now < nbf) {
-            return Err(Error::Forbidden(format!("Key '{name}' is not yet valid (nbf is in the future).")));
+            return Err(Error::Forbidden(format!(
+                "Key '{name}' is not yet valid (nbf is in the future)."
+            )));
         }
         if protects_new_data && rec.attributes.expires.is_some_and(|exp| now >= exp) {
-            return Err(Error::Forbidden(format!("Operation {} is not allowed on an expired key '{name}'.", op.name())));
+            return Err(Error::Forbidden(format!(
+                "Operation {} is not allowed on an expired key '{name}'.",
+                op.name()
+            )));
         }
         if !rec.key_ops.contains(&op) {
-            return Err(Error::Forbidden(format!("Operation {} is not permitted on key '{name}'.", op.name())));
+            return Err(Error::Forbidden(format!(
+                "Operation {} is not permitted on key '{name}'.",
+                op.name()
+            )));
         }
         Ok(())
     }
@@ -97,8 +113,9 @@ impl Hsm {
     ) -> Result<CryptoResult<CipherResult>, Error> {
         let key_name = KeyName::parse(name).map_err(|_| not_found(name))?;
         self.authorize(caller, op.action(), &Scope::Key(key_name.to_string()))?;
-        let alg = EncryptionAlgorithm::parse(&input.alg)
-            .ok_or_else(|| Error::BadParameter(format!("The algorithm '{}' is not supported.", input.alg)))?;
+        let alg = EncryptionAlgorithm::parse(&input.alg).ok_or_else(|| {
+            Error::BadParameter(format!("The algorithm '{}' is not supported.", input.alg))
+        })?;
         let rec = self.load_version(&key_name, version).await?;
         if alg.family() != rec.key_type.family() {
             return Err(Error::BadParameter(format!(
@@ -109,16 +126,26 @@ impl Hsm {
         }
         self.check_usable(&rec, op.key_op(), op.protects_new_data())?;
         let key = self.private_key(&rec)?;
-        let params = CipherParams { iv: input.iv.as_deref(), aad: input.aad.as_deref(), tag: input.tag.as_deref() };
-        let output = match op {
-            CipherOp::Encrypt | CipherOp::WrapKey => {
-                CipherResult::Cipher(key.encrypt(alg, &input.value, &params).map_err(Error::from_request_crypto)?)
-            }
-            CipherOp::Decrypt | CipherOp::UnwrapKey => {
-                CipherResult::Plain(key.decrypt(alg, &input.value, &params).map_err(Error::from_request_crypto)?)
-            }
+        let params = CipherParams {
+            iv: input.iv.as_deref(),
+            aad: input.aad.as_deref(),
+            tag: input.tag.as_deref(),
         };
-        Ok(CryptoResult { name: key_name, version: rec.version.as_str().to_string(), output })
+        let output = match op {
+            CipherOp::Encrypt | CipherOp::WrapKey => CipherResult::Cipher(
+                key.encrypt(alg, &input.value, &params)
+                    .map_err(Error::from_request_crypto)?,
+            ),
+            CipherOp::Decrypt | CipherOp::UnwrapKey => CipherResult::Plain(
+                key.decrypt(alg, &input.value, &params)
+                    .map_err(Error::from_request_crypto)?,
+            ),
+        };
+        Ok(CryptoResult {
+            name: key_name,
+            version: rec.version.as_str().to_string(),
+            output,
+        })
     }
 
     /// sign: signs a digest the client computed.
@@ -131,14 +158,23 @@ impl Hsm {
         digest: &[u8],
     ) -> Result<CryptoResult<Vec<u8>>, Error> {
         let key_name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(caller, DataAction::KeysSign, &Scope::Key(key_name.to_string()))?;
-        let alg = SignatureAlgorithm::parse(alg)
-            .ok_or_else(|| Error::BadParameter(format!("The algorithm '{alg}' is not supported.")))?;
+        self.authorize(
+            caller,
+            DataAction::KeysSign,
+            &Scope::Key(key_name.to_string()),
+        )?;
+        let alg = SignatureAlgorithm::parse(alg).ok_or_else(|| {
+            Error::BadParameter(format!("The algorithm '{alg}' is not supported."))
+        })?;
         let rec = self.load_version(&key_name, version).await?;
         self.check_usable(&rec, KeyOperation::Sign, true)?;
         let key = self.private_key(&rec)?;
         let sig = key.sign(alg, digest).map_err(Error::from_request_crypto)?;
-        Ok(CryptoResult { name: key_name, version: rec.version.as_str().to_string(), output: sig })
+        Ok(CryptoResult {
+            name: key_name,
+            version: rec.version.as_str().to_string(),
+            output: sig,
+        })
     }
 
     /// verify: checks a signature over a digest (`false` for a wrong signature).
@@ -152,13 +188,24 @@ impl Hsm {
         signature: &[u8],
     ) -> Result<CryptoResult<bool>, Error> {
         let key_name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(caller, DataAction::KeysVerify, &Scope::Key(key_name.to_string()))?;
-        let alg = SignatureAlgorithm::parse(alg)
-            .ok_or_else(|| Error::BadParameter(format!("The algorithm '{alg}' is not supported.")))?;
+        self.authorize(
+            caller,
+            DataAction::KeysVerify,
+            &Scope::Key(key_name.to_string()),
+        )?;
+        let alg = SignatureAlgorithm::parse(alg).ok_or_else(|| {
+            Error::BadParameter(format!("The algorithm '{alg}' is not supported."))
+        })?;
         let rec = self.load_version(&key_name, version).await?;
         self.check_usable(&rec, KeyOperation::Verify, false)?;
         let key = self.private_key(&rec)?;
-        let ok = key.verify(alg, digest, signature).map_err(Error::from_request_crypto)?;
-        Ok(CryptoResult { name: key_name, version: rec.version.as_str().to_string(), output: ok })
+        let ok = key
+            .verify(alg, digest, signature)
+            .map_err(Error::from_request_crypto)?;
+        Ok(CryptoResult {
+            name: key_name,
+            version: rec.version.as_str().to_string(),
+            output: ok,
+        })
     }
 }

@@ -14,9 +14,16 @@ impl Hsm {
     /// DeleteKey (soft).
     pub async fn delete_key(&self, caller: &Principal, name: &str) -> Result<DeletedKey, Error> {
         let key_name = KeyName::parse(name).map_err(|_| crate::ops::read::not_found(name))?;
-        self.authorize(caller, DataAction::KeysDelete, &Scope::Key(key_name.to_string()))?;
+        self.authorize(
+            caller,
+            DataAction::KeysDelete,
+            &Scope::Key(key_name.to_string()),
+        )?;
         let now = self.clock.now();
-        let deletion = Deletion { deleted_date: now, scheduled_purge_date: now + self.retention_days() * 86_400 };
+        let deletion = Deletion {
+            deleted_date: now,
+            scheduled_purge_date: now + self.retention_days() * 86_400,
+        };
         let latest = self
             .store
             .soft_delete(&key_name, deletion)
@@ -28,10 +35,21 @@ impl Hsm {
     }
 
     /// GetDeletedKey.
-    pub async fn get_deleted_key(&self, caller: &Principal, name: &str) -> Result<DeletedKey, Error> {
+    pub async fn get_deleted_key(
+        &self,
+        caller: &Principal,
+        name: &str,
+    ) -> Result<DeletedKey, Error> {
         let key_name = KeyName::parse(name).map_err(|_| deleted_not_found(name))?;
-        self.authorize(caller, DataAction::KeysDeletedRead, &Scope::Key(key_name.to_string()))?;
-        self.store.deleted_key(&key_name).await?.ok_or_else(|| deleted_not_found(name))
+        self.authorize(
+            caller,
+            DataAction::KeysDeletedRead,
+            &Scope::Key(key_name.to_string()),
+        )?;
+        self.store
+            .deleted_key(&key_name)
+            .await?
+            .ok_or_else(|| deleted_not_found(name))
     }
 
     /// GetDeletedKeys.
@@ -49,10 +67,22 @@ impl Hsm {
     }
 
     /// RecoverDeletedKey.
-    pub async fn recover_key(&self, caller: &Principal, name: &str) -> Result<KeyVersionRecord, Error> {
+    pub async fn recover_key(
+        &self,
+        caller: &Principal,
+        name: &str,
+    ) -> Result<KeyVersionRecord, Error> {
         let key_name = KeyName::parse(name).map_err(|_| deleted_not_found(name))?;
-        self.authorize(caller, DataAction::KeysDeletedRecover, &Scope::Key(key_name.to_string()))?;
-        let rec = self.store.recover(&key_name).await?.ok_or_else(|| deleted_not_found(name))?;
+        self.authorize(
+            caller,
+            DataAction::KeysDeletedRecover,
+            &Scope::Key(key_name.to_string()),
+        )?;
+        let rec = self
+            .store
+            .recover(&key_name)
+            .await?
+            .ok_or_else(|| deleted_not_found(name))?;
         tracing::info!(key = %key_name, "deleted key recovered");
         Ok(rec)
     }
@@ -60,7 +90,11 @@ impl Hsm {
     /// PurgeDeletedKey.
     pub async fn purge_key(&self, caller: &Principal, name: &str) -> Result<(), Error> {
         let key_name = KeyName::parse(name).map_err(|_| deleted_not_found(name))?;
-        self.authorize(caller, DataAction::KeysDeletedDelete, &Scope::Key(key_name.to_string()))?;
+        self.authorize(
+            caller,
+            DataAction::KeysDeletedDelete,
+            &Scope::Key(key_name.to_string()),
+        )?;
         if self.instance.purge_protection {
             return Err(Error::Forbidden(format!(
                 "Operation 'purge' is not allowed on key '{name}' because purge protection is enabled for this HSM."

@@ -28,12 +28,15 @@ pub struct KeyProperties {
 /// Validates tags: at most 15, names up to 512 and values up to 256 characters (Key Vault limits).
 pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
     if tags.len() > 15 {
-        return Err(Error::BadParameter("A key may have at most 15 tags.".into()));
+        return Err(Error::BadParameter(
+            "A key may have at most 15 tags.".into(),
+        ));
     }
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 512 || v.chars().count() > 256 {
             return Err(Error::BadParameter(
-                "Tag names must be 1 to 512 characters and tag values at most 256 characters.".into(),
+                "Tag names must be 1 to 512 characters and tag values at most 256 characters."
+                    .into(),
             ));
         }
     }
@@ -42,10 +45,12 @@ pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
 
 /// Checks `nbf` < `exp` when both are set.
 pub(crate) fn check_times(attrs: &KeyAttributes) -> Result<(), Error> {
-    if let (Some(nbf), Some(exp)) = (attrs.not_before, attrs.expires) {
-        if nbf >= exp {
-            return Err(Error::BadParameter("The key's nbf must be earlier than its exp.".into()));
-        }
+    if let (Some(nbf), Some(exp)) = (attrs.not_before, attrs.expires)
+        && nbf >= exp
+    {
+        return Err(Error::BadParameter(
+            "The key's nbf must be earlier than its exp.".into(),
+        ));
     }
     Ok(())
 }

@@ -18,27 +18,45 @@ pub const MAX_PAGE: usize = 25;
 pub fn page_size(maxresults: Option<i64>) -> Result<usize, Error> {
     match maxresults {
         None => Ok(MAX_PAGE),
-        Some(n @ 1..=25) => usize::try_from(n).map_err(|_| Error::BadParameter("invalid maxresults".into())),
-        Some(_) => Err(Error::BadParameter("maxresults must be between 1 and 25.".into())),
+        Some(n @ 1..=25) => {
+            usize::try_from(n).map_err(|_| Error::BadParameter("invalid maxresults".into()))
+        }
+        Some(_) => Err(Error::BadParameter(
+            "maxresults must be between 1 and 25.".into(),
+        )),
     }
 }
 
 pub(crate) fn not_found(name: &str) -> Error {
-    Error::KeyNotFound(format!("A key with (name/id) {name} was not found in this key vault."))
+    Error::KeyNotFound(format!(
+        "A key with (name/id) {name} was not found in this key vault."
+    ))
 }
 
 impl Hsm {
     /// Loads a version of a live key, `None` or an empty string meaning the latest.
-    pub(crate) async fn load_version(&self, name: &KeyName, version: Option<&str>) -> Result<KeyVersionRecord, Error> {
+    pub(crate) async fn load_version(
+        &self,
+        name: &KeyName,
+        version: Option<&str>,
+    ) -> Result<KeyVersionRecord, Error> {
         let version = match version {
             None | Some("") => None,
             Some(v) => Some(KeyVersion::parse(v).ok_or_else(|| not_found(&format!("{name}/{v}")))?),
         };
-        self.store.key_version(name, version.as_ref()).await?.ok_or_else(|| not_found(name.as_str()))
+        self.store
+            .key_version(name, version.as_ref())
+            .await?
+            .ok_or_else(|| not_found(name.as_str()))
     }
 
     /// GetKey.
-    pub async fn get_key(&self, caller: &Principal, name: &str, version: Option<&str>) -> Result<KeyVersionRecord, Error> {
+    pub async fn get_key(
+        &self,
+        caller: &Principal,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<KeyVersionRecord, Error> {
         let name = KeyName::parse(name).map_err(|_| not_found(name))?;
         self.authorize(caller, DataAction::KeysRead, &Scope::Key(name.to_string()))?;
         self.load_version(&name, version).await
@@ -79,7 +97,11 @@ impl Hsm {
 }
 
 /// Cuts a fetched `limit + 1` rows to `limit` and returns the marker of the next page if there is one.
-pub(crate) fn trim_page<T>(items: &mut Vec<T>, limit: usize, marker_of: impl Fn(&T) -> String) -> Option<String> {
+pub(crate) fn trim_page<T>(
+    items: &mut Vec<T>,
+    limit: usize,
+    marker_of: impl Fn(&T) -> String,
+) -> Option<String> {
     if items.len() > limit {
         items.truncate(limit);
         items.last().map(marker_of)

@@ -33,10 +33,14 @@ impl Hsm {
         }
         if let Some(x) = props.exportable {
             if rec.attributes.exportable && !x {
-                return Err(Error::BadParameter("exportable cannot be turned off.".into()));
+                return Err(Error::BadParameter(
+                    "exportable cannot be turned off.".into(),
+                ));
             }
             if x && !rec.attributes.exportable {
-                return Err(Error::BadParameter("exportable can only be set when the key is created.".into()));
+                return Err(Error::BadParameter(
+                    "exportable can only be set when the key is created.".into(),
+                ));
             }
         }
         if let Some(tags) = props.tags {
@@ -44,7 +48,9 @@ impl Hsm {
             rec.tags = tags;
         }
         if props.release_policy.is_some() && !rec.attributes.exportable {
-            return Err(Error::BadParameter("Non-exportable keys must not have release policy".into()));
+            return Err(Error::BadParameter(
+                "Non-exportable keys must not have release policy".into(),
+            ));
         }
         if props.release_policy.is_some() {
             rec.release_policy = props.release_policy;

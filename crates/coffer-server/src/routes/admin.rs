@@ -14,6 +14,13 @@ struct AddCertificate {
 /// `POST /coffer/v1/principals/{objectId}/certificates` `{"certificate": PEM}` → 201 `{"thumbprint"}`.
 pub(super) async fn add_certificate(ctx: &Ctx<'_>, object_id: &str) -> Result<Response, ApiError> {
     let body: AddCertificate = ctx.json()?;
-    let thumbprint = ctx.app.hsm.add_certificate(&ctx.principal, object_id, &body.certificate).await?;
-    Ok(json_response(StatusCode::CREATED, &serde_json::json!({ "thumbprint": thumbprint })))
+    let thumbprint = ctx
+        .app
+        .hsm
+        .add_certificate(&ctx.principal, object_id, &body.certificate)
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &serde_json::json!({ "thumbprint": thumbprint }),
+    ))
 }

@@ -12,7 +12,12 @@ fn opt_b64(field: &str, v: &Option<String>) -> Result<Option<Vec<u8>>, ApiError>
     v.as_deref().map(|s| b64(field, s)).transpose()
 }
 
-pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str) -> Result<Response, ApiError> {
+pub(super) async fn operation(
+    ctx: &Ctx<'_>,
+    name: &str,
+    version: &str,
+    op: &str,
+) -> Result<Response, ApiError> {
     let version = Some(version);
     let cipher_op = match op.to_ascii_lowercase().as_str() {
         "encrypt" => Some(CipherOp::Encrypt),
@@ -33,10 +38,20 @@ pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str
             alg: p.alg,
         };
         let aad = input.aad.clone();
-        let r = ctx.app.hsm.cipher(&ctx.principal, cop, name, version, input).await?;
+        let r = ctx
+            .app
+            .hsm
+            .cipher(&ctx.principal, cop, name, version, input)
+            .await?;
         let kid = format!("{base}/keys/{}/{}", r.name, r.version);
         let out = match r.output {
-            CipherResult::Plain(p) => wire::KeyOperationResult { kid, value: enc(p.expose_secret()), iv: None, tag: None, aad: None },
+            CipherResult::Plain(p) => wire::KeyOperationResult {
+                kid,
+                value: enc(p.expose_secret()),
+                iv: None,
+                tag: None,
+                aad: None,
+            },
             CipherResult::Cipher(c) => wire::KeyOperationResult {
                 kid,
                 value: enc(&c.value),
@@ -50,14 +65,28 @@ pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str
     if op.eq_ignore_ascii_case("sign") {
         let p: wire::KeySignParameters = ctx.json()?;
         let digest = b64("value", &p.value)?;
-        let r = ctx.app.hsm.sign(&ctx.principal, name, version, &p.alg, &digest).await?;
+        let r = ctx
+            .app
+            .hsm
+            .sign(&ctx.principal, name, version, &p.alg, &digest)
+            .await?;
         let kid = format!("{base}/keys/{}/{}", r.name, r.version);
-        return Ok(ok_json(&wire::KeyOperationResult { kid, value: enc(&r.output), iv: None, tag: None, aad: None }));
+        return Ok(ok_json(&wire::KeyOperationResult {
+            kid,
+            value: enc(&r.output),
+            iv: None,
+            tag: None,
+            aad: None,
+        }));
     }
     let p: wire::KeyVerifyParameters = ctx.json()?;
     let digest = b64("digest", &p.digest)?;
     let sig = b64("value", &p.value)?;
-    let r = ctx.app.hsm.verify(&ctx.principal, name, version, &p.alg, &digest, &sig).await?;
+    let r = ctx
+        .app
+        .hsm
+        .verify(&ctx.principal, name, version, &p.alg, &digest, &sig)
+        .await?;
     Ok(ok_json(&wire::KeyVerifyResult { value: r.output }))
 }
 

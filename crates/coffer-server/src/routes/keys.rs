@@ -21,7 +21,11 @@ pub(super) async fn create(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiErr
         properties,
     };
     let rec = ctx.app.hsm.create_key(&ctx.principal, req).await?;
-    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
+    Ok(ok_json(&convert::key_bundle(
+        &ctx.app.hsm,
+        &ctx.app.public_url,
+        &rec,
+    )))
 }
 
 pub(super) async fn import(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
@@ -29,58 +33,136 @@ pub(super) async fn import(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiErr
     let material = convert::import_material(&p.key)?;
     let key_ops = p.key.key_ops.clone();
     let properties = convert::properties(key_ops, p.attributes, p.tags, p.release_policy)?;
-    let req = ImportKeyRequest { name: name.to_string(), material, properties };
+    let req = ImportKeyRequest {
+        name: name.to_string(),
+        material,
+        properties,
+    };
     let rec = ctx.app.hsm.import_key(&ctx.principal, req).await?;
-    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
+    Ok(ok_json(&convert::key_bundle(
+        &ctx.app.hsm,
+        &ctx.app.public_url,
+        &rec,
+    )))
 }
 
-pub(super) async fn get(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+pub(super) async fn get(
+    ctx: &Ctx<'_>,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Response, ApiError> {
     let rec = ctx.app.hsm.get_key(&ctx.principal, name, version).await?;
-    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
+    Ok(ok_json(&convert::key_bundle(
+        &ctx.app.hsm,
+        &ctx.app.public_url,
+        &rec,
+    )))
 }
 
-pub(super) async fn update(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+pub(super) async fn update(
+    ctx: &Ctx<'_>,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Response, ApiError> {
     let p: wire::KeyUpdateParameters = ctx.json()?;
     let properties = convert::properties(p.key_ops, p.attributes, p.tags, p.release_policy)?;
-    let rec = ctx.app.hsm.update_key(&ctx.principal, name, version, properties).await?;
-    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
+    let rec = ctx
+        .app
+        .hsm
+        .update_key(&ctx.principal, name, version, properties)
+        .await?;
+    Ok(ok_json(&convert::key_bundle(
+        &ctx.app.hsm,
+        &ctx.app.public_url,
+        &rec,
+    )))
 }
 
 pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let marker = ctx.marker()?;
-    let page = ctx.app.hsm.list_keys(&ctx.principal, marker.as_deref(), ctx.query.maxresults()?).await?;
-    let value = page.items.iter().map(|r| convert::key_item(&ctx.app.hsm, &ctx.app.public_url, r, false)).collect();
-    Ok(ok_json(&wire::ListResult { value, next_link: ctx.next_link("/keys", page.next_marker) }))
+    let page = ctx
+        .app
+        .hsm
+        .list_keys(&ctx.principal, marker.as_deref(), ctx.query.maxresults()?)
+        .await?;
+    let value = page
+        .items
+        .iter()
+        .map(|r| convert::key_item(&ctx.app.hsm, &ctx.app.public_url, r, false))
+        .collect();
+    Ok(ok_json(&wire::ListResult {
+        value,
+        next_link: ctx.next_link("/keys", page.next_marker),
+    }))
 }
 
 pub(super) async fn versions(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let marker = ctx.marker()?;
-    let page = ctx.app.hsm.list_versions(&ctx.principal, name, marker.as_deref(), ctx.query.maxresults()?).await?;
-    let value = page.items.iter().map(|r| convert::key_item(&ctx.app.hsm, &ctx.app.public_url, r, true)).collect();
+    let page = ctx
+        .app
+        .hsm
+        .list_versions(
+            &ctx.principal,
+            name,
+            marker.as_deref(),
+            ctx.query.maxresults()?,
+        )
+        .await?;
+    let value = page
+        .items
+        .iter()
+        .map(|r| convert::key_item(&ctx.app.hsm, &ctx.app.public_url, r, true))
+        .collect();
     let path = format!("/keys/{name}/versions");
-    Ok(ok_json(&wire::ListResult { value, next_link: ctx.next_link(&path, page.next_marker) }))
+    Ok(ok_json(&wire::ListResult {
+        value,
+        next_link: ctx.next_link(&path, page.next_marker),
+    }))
 }
 
 pub(super) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let d = ctx.app.hsm.delete_key(&ctx.principal, name).await?;
-    Ok(ok_json(&convert::deleted_bundle(&ctx.app.hsm, &ctx.app.public_url, &d)))
+    Ok(ok_json(&convert::deleted_bundle(
+        &ctx.app.hsm,
+        &ctx.app.public_url,
+        &d,
+    )))
 }
 
 pub(super) async fn get_deleted(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let d = ctx.app.hsm.get_deleted_key(&ctx.principal, name).await?;
-    Ok(ok_json(&convert::deleted_bundle(&ctx.app.hsm, &ctx.app.public_url, &d)))
+    Ok(ok_json(&convert::deleted_bundle(
+        &ctx.app.hsm,
+        &ctx.app.public_url,
+        &d,
+    )))
 }
 
 pub(super) async fn list_deleted(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let marker = ctx.marker()?;
-    let page = ctx.app.hsm.list_deleted_keys(&ctx.principal, marker.as_deref(), ctx.query.maxresults()?).await?;
-    let value = page.items.iter().map(|d| convert::deleted_item(&ctx.app.hsm, &ctx.app.public_url, d)).collect();
-    Ok(ok_json(&wire::ListResult { value, next_link: ctx.next_link("/deletedkeys", page.next_marker) }))
+    let page = ctx
+        .app
+        .hsm
+        .list_deleted_keys(&ctx.principal, marker.as_deref(), ctx.query.maxresults()?)
+        .await?;
+    let value = page
+        .items
+        .iter()
+        .map(|d| convert::deleted_item(&ctx.app.hsm, &ctx.app.public_url, d))
+        .collect();
+    Ok(ok_json(&wire::ListResult {
+        value,
+        next_link: ctx.next_link("/deletedkeys", page.next_marker),
+    }))
 }
 
 pub(super) async fn recover(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let rec = ctx.app.hsm.recover_key(&ctx.principal, name).await?;
-    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
+    Ok(ok_json(&convert::key_bundle(
+        &ctx.app.hsm,
+        &ctx.app.public_url,
+        &rec,
+    )))
 }
 
 pub(super) async fn purge(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
@@ -90,12 +172,18 @@ pub(super) async fn purge(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiErro
 
 pub(super) async fn backup(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let blob = ctx.app.hsm.backup_key(&ctx.principal, name).await?;
-    Ok(ok_json(&wire::BackupKeyResult { value: convert::enc(&blob) }))
+    Ok(ok_json(&wire::BackupKeyResult {
+        value: convert::enc(&blob),
+    }))
 }
 
 pub(super) async fn restore(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let p: wire::BackupKeyResult = ctx.json()?;
     let blob = b64("value", &p.value)?;
     let rec = ctx.app.hsm.restore_key(&ctx.principal, &blob).await?;
-    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
+    Ok(ok_json(&convert::key_bundle(
+        &ctx.app.hsm,
+        &ctx.app.public_url,
+        &rec,
+    )))
 }

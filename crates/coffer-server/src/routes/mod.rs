@@ -27,8 +27,19 @@ mod token;
 
 /// api-versions the data plane accepts.
 pub const API_VERSIONS: &[&str] = &[
-    "7.2", "7.2-preview", "7.3", "7.3-preview", "7.4", "7.4-preview.1", "7.5", "7.5-preview.1", "7.6",
-    "7.6-preview.1", "7.6-preview.2", "2025-06-01-preview", "2025-07-01",
+    "7.2",
+    "7.2-preview",
+    "7.3",
+    "7.3-preview",
+    "7.4",
+    "7.4-preview.1",
+    "7.5",
+    "7.5-preview.1",
+    "7.6",
+    "7.6-preview.1",
+    "7.6-preview.2",
+    "2025-06-01-preview",
+    "2025-07-01",
 ];
 
 /// The router: everything goes through [`dispatch`].
@@ -57,7 +68,10 @@ impl Query {
     pub fn maxresults(&self) -> Result<Option<i64>, ApiError> {
         match self.get("maxresults") {
             None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_parameter("maxresults must be an integer.")),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_parameter("maxresults must be an integer.")),
         }
     }
 }
@@ -98,7 +112,9 @@ impl Ctx<'_> {
             None | Some("") => Ok(None),
             Some(t) => {
                 let raw = crate::convert::b64("$skiptoken", t)?;
-                String::from_utf8(raw).map(Some).map_err(|_| ApiError::bad_parameter("invalid $skiptoken"))
+                String::from_utf8(raw)
+                    .map(Some)
+                    .map_err(|_| ApiError::bad_parameter("invalid $skiptoken"))
             }
         }
     }
@@ -112,7 +128,10 @@ pub fn ok_json<T: Serialize>(v: &T) -> Response {
 /// A JSON response with a status.
 pub fn json_response<T: Serialize>(status: StatusCode, v: &T) -> Response {
     let mut r = (status, axum::Json(v)).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     r
 }
 
@@ -128,10 +147,19 @@ async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
         h.insert("x-ms-request-id", v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000;includeSubDomains"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000;includeSubDomains"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
-    h.insert("x-ms-keyvault-service-version", HeaderValue::from_static(env!("CARGO_PKG_VERSION")));
+    h.insert(
+        "x-ms-keyvault-service-version",
+        HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
     if let Ok(v) = HeaderValue::from_str(&started.elapsed().as_millis().to_string()) {
         h.insert("x-ms-server-latency", v);
     }
@@ -164,9 +192,8 @@ async fn handle(app: &AppState, req: Request) -> Response {
             Err(e) => e.into_response(),
         };
     }
-    let principal = match authenticate(app, &parts.headers) {
-        Some(p) => p,
-        None => return challenge(app),
+    let Some(principal) = authenticate(app, &parts.headers) else {
+        return challenge(app);
     };
     let query = Query::parse(parts.uri.query());
     let api_version = match query.get("api-version") {
@@ -177,13 +204,23 @@ async fn handle(app: &AppState, req: Request) -> Response {
             ))
             .into_response();
         }
-        None => return ApiError::bad_parameter("The 'api-version' query parameter is missing.").into_response(),
+        None => {
+            return ApiError::bad_parameter("The 'api-version' query parameter is missing.")
+                .into_response();
+        }
     };
     let body = match read_body(app, &parts.headers, body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let ctx = Ctx { app, principal, method: parts.method, query, api_version, body };
+    let ctx = Ctx {
+        app,
+        principal,
+        method: parts.method,
+        query,
+        api_version,
+        body,
+    };
     match route(&ctx, &segs).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -202,26 +239,38 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
             Method::PATCH => keys::update(ctx, name, None).await,
             _ => Err(ApiError::method_not_allowed()),
         },
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("create") && m == Method::POST => keys::create(ctx, name).await,
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("backup") && m == Method::POST => keys::backup(ctx, name).await,
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("versions") && m == Method::GET => keys::versions(ctx, name).await,
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("create") && m == Method::POST => {
+            keys::create(ctx, name).await
+        }
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("backup") && m == Method::POST => {
+            keys::backup(ctx, name).await
+        }
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("versions") && m == Method::GET => {
+            keys::versions(ctx, name).await
+        }
         ["keys", name, version] => match *m {
             Method::GET => keys::get(ctx, name, Some(version)).await,
             Method::PATCH => keys::update(ctx, name, Some(version)).await,
             _ => Err(ApiError::method_not_allowed()),
         },
-        ["keys", name, version, op] if m == Method::POST => crypto::operation(ctx, name, version, op).await,
+        ["keys", name, version, op] if m == Method::POST => {
+            crypto::operation(ctx, name, version, op).await
+        }
         ["deletedkeys"] | ["deletedkeys", ""] if m == Method::GET => keys::list_deleted(ctx).await,
         ["deletedkeys", name] => match *m {
             Method::GET => keys::get_deleted(ctx, name).await,
             Method::DELETE => keys::purge(ctx, name).await,
             _ => Err(ApiError::method_not_allowed()),
         },
-        ["deletedkeys", name, verb] if verb.eq_ignore_ascii_case("recover") && m == Method::POST => {
+        ["deletedkeys", name, verb]
+            if verb.eq_ignore_ascii_case("recover") && m == Method::POST =>
+        {
             keys::recover(ctx, name).await
         }
         ["rng"] if m == Method::POST => crypto::random(ctx),
-        ["coffer", "v1", "principals", oid, "certificates"] if m == Method::POST => admin::add_certificate(ctx, oid).await,
+        ["coffer", "v1", "principals", oid, "certificates"] if m == Method::POST => {
+            admin::add_certificate(ctx, oid).await
+        }
         _ => Err(ApiError::not_found_route()),
     }
 }
@@ -255,19 +304,30 @@ fn challenge(app: &AppState) -> Response {
     r
 }
 
-async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
+async fn read_body(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestTooLarge",
-            format!("The request body exceeds the limit of {} bytes.", app.max_body_bytes),
+            format!(
+                "The request body exceeds the limit of {} bytes.",
+                app.max_body_bytes
+            ),
         )
     };
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > app.max_body_bytes
     {
-        if len > app.max_body_bytes {
-            return Err(too_large());
-        }
+        return Err(too_large());
     }
-    axum::body::to_bytes(body, app.max_body_bytes).await.map_err(|_| too_large())
+    axum::body::to_bytes(body, app.max_body_bytes)
+        .await
+        .map_err(|_| too_large())
 }

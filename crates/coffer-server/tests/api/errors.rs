@@ -6,7 +6,11 @@ use serde_json::json;
 fn assert_error(status: u16, body: &serde_json::Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "body: {body}");
     assert_eq!(body["error"]["code"], want_code, "body: {body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -23,15 +27,47 @@ async fn malformed_requests_are_rejected_without_side_effects() {
             .send()
     };
     for (path, body, code) in [
-        ("/keys/bad1/create?api-version=7.4", "{not json", "BadParameter"),
+        (
+            "/keys/bad1/create?api-version=7.4",
+            "{not json",
+            "BadParameter",
+        ),
         ("/keys/bad1/create?api-version=7.4", "", "BadParameter"),
-        ("/keys/bad1/create?api-version=7.4", r#"{"kty":"DSA"}"#, "BadParameter"),
-        ("/keys/bad1/create?api-version=7.4", r#"{"kty":"RSA","key_size":1024}"#, "BadParameter"),
-        ("/keys/bad1/create?api-version=7.4", r#"{"kty":"EC","crv":"P-192"}"#, "BadParameter"),
-        ("/keys/bad1/create?api-version=7.4", r#"{"kty":"oct","key_size":512}"#, "BadParameter"),
-        ("/keys/bad1/create?api-version=7.4", r#"{"kty":"EC","key_ops":["encrypt"]}"#, "BadParameter"),
-        ("/keys/bad_name/create?api-version=7.4", r#"{"kty":"EC"}"#, "BadParameter"),
-        ("/keys/bad1/create?api-version=1.0", r#"{"kty":"EC"}"#, "BadParameter"),
+        (
+            "/keys/bad1/create?api-version=7.4",
+            r#"{"kty":"DSA"}"#,
+            "BadParameter",
+        ),
+        (
+            "/keys/bad1/create?api-version=7.4",
+            r#"{"kty":"RSA","key_size":1024}"#,
+            "BadParameter",
+        ),
+        (
+            "/keys/bad1/create?api-version=7.4",
+            r#"{"kty":"EC","crv":"P-192"}"#,
+            "BadParameter",
+        ),
+        (
+            "/keys/bad1/create?api-version=7.4",
+            r#"{"kty":"oct","key_size":512}"#,
+            "BadParameter",
+        ),
+        (
+            "/keys/bad1/create?api-version=7.4",
+            r#"{"kty":"EC","key_ops":["encrypt"]}"#,
+            "BadParameter",
+        ),
+        (
+            "/keys/bad_name/create?api-version=7.4",
+            r#"{"kty":"EC"}"#,
+            "BadParameter",
+        ),
+        (
+            "/keys/bad1/create?api-version=1.0",
+            r#"{"kty":"EC"}"#,
+            "BadParameter",
+        ),
         ("/keys/bad1/create", r#"{"kty":"EC"}"#, "BadParameter"),
     ] {
         let resp = send_raw(Method::POST, path, body).await.unwrap();
@@ -40,7 +76,10 @@ async fn malformed_requests_are_rejected_without_side_effects() {
         assert_error(status, &json, 400, code);
     }
     // Nothing was created by any of them.
-    let (status, list) = s.call(Method::GET, "/keys?api-version=7.4", None).await.unwrap();
+    let (status, list) = s
+        .call(Method::GET, "/keys?api-version=7.4", None)
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     assert_eq!(list["value"].as_array().unwrap().len(), 0);
 
@@ -61,28 +100,72 @@ async fn malformed_requests_are_rejected_without_side_effects() {
 #[tokio::test]
 async fn crypto_input_errors() {
     let s = TestServer::builder().start().await.unwrap();
-    let (st, _) = s.call(Method::POST, "/keys/ec1/create?api-version=7.5", Some(json!({"kty":"EC-HSM","crv":"P-256"}))).await.unwrap();
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/keys/ec1/create?api-version=7.5",
+            Some(json!({"kty":"EC-HSM","crv":"P-256"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(st, 200);
     let cases = [
         (json!({"alg":"ES256","value":"!!!"}), "BadParameter"),
         (json!({"alg":"HS256","value":"AAAA"}), "BadParameter"),
-        (json!({"alg":"ES384","value":"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"}), "BadParameter"),
+        (
+            json!({"alg":"ES384","value":"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"}),
+            "BadParameter",
+        ),
         (json!({"alg":"ES256","value":"AAAA"}), "BadParameter"),
-        (json!({"alg":"RS256","value":"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"}), "BadParameter"),
+        (
+            json!({"alg":"RS256","value":"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"}),
+            "BadParameter",
+        ),
     ];
     for (body, code) in cases {
-        let (st, b) = s.call(Method::POST, "/keys/ec1//sign?api-version=7.5", Some(body)).await.unwrap();
+        let (st, b) = s
+            .call(Method::POST, "/keys/ec1//sign?api-version=7.5", Some(body))
+            .await
+            .unwrap();
         assert_error(st, &b, 400, code);
     }
-    let (st, b) = s.call(Method::POST, "/keys/ec1//encrypt?api-version=7.5", Some(json!({"alg":"RSA-OAEP","value":"AAAA"}))).await.unwrap();
+    let (st, b) = s
+        .call(
+            Method::POST,
+            "/keys/ec1//encrypt?api-version=7.5",
+            Some(json!({"alg":"RSA-OAEP","value":"AAAA"})),
+        )
+        .await
+        .unwrap();
     assert_error(st, &b, 400, "BadParameter");
-    let (st, b) = s.call(Method::POST, "/keys/nope//sign?api-version=7.5", Some(json!({"alg":"ES256","value":"AAAA"}))).await.unwrap();
+    let (st, b) = s
+        .call(
+            Method::POST,
+            "/keys/nope//sign?api-version=7.5",
+            Some(json!({"alg":"ES256","value":"AAAA"})),
+        )
+        .await
+        .unwrap();
     assert_error(st, &b, 404, "KeyNotFound");
     for count in [0, 129, -1] {
-        let (st, b) = s.call(Method::POST, "/rng?api-version=7.5", Some(json!({ "count": count }))).await.unwrap();
+        let (st, b) = s
+            .call(
+                Method::POST,
+                "/rng?api-version=7.5",
+                Some(json!({ "count": count })),
+            )
+            .await
+            .unwrap();
         assert_error(st, &b, 400, "BadParameter");
     }
-    let (st, b) = s.call(Method::POST, "/rng?api-version=7.5", Some(json!({"count": 128}))).await.unwrap();
+    let (st, b) = s
+        .call(
+            Method::POST,
+            "/rng?api-version=7.5",
+            Some(json!({"count": 128})),
+        )
+        .await
+        .unwrap();
     assert_eq!(st, 200);
     assert_eq!(coffer_b64_len(b["value"].as_str().unwrap()), 128);
     s.stop().await.unwrap();
@@ -97,11 +180,17 @@ fn coffer_b64_len(s: &str) -> usize {
 async fn api_version_forms() {
     let s = TestServer::builder().start().await.unwrap();
     for v in ["7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01"] {
-        let (st, _) = s.call(Method::GET, &format!("/keys?api-version={v}"), None).await.unwrap();
+        let (st, _) = s
+            .call(Method::GET, &format!("/keys?api-version={v}"), None)
+            .await
+            .unwrap();
         assert_eq!(st, 200, "api-version {v}");
     }
     // JS percent-encodes the parameter name.
-    let (st, _) = s.call(Method::GET, "/keys?api%2Dversion=2025-07-01", None).await.unwrap();
+    let (st, _) = s
+        .call(Method::GET, "/keys?api%2Dversion=2025-07-01", None)
+        .await
+        .unwrap();
     assert_eq!(st, 200);
     s.stop().await.unwrap();
 }

@@ -1,4 +1,9 @@
 //! HTTP API tests: the real server over real TLS on a loopback port, real SQLite in a temporary directory.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions may panic"
+)]
 mod auth;
 mod errors;
 mod keys;
