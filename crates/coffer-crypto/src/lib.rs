@@ -1,5 +1,7 @@
 //! Coffer's cryptography: the only crate that touches aws-lc-rs (and the crates that wrap it:
-//! jsonwebtoken, rcgen). Everything here is pure computation: no I/O, no clock, no storage.
+//! jsonwebtoken, rcgen). Everything here is pure computation: no I/O, no clock, no storage. (The one exception:
+//! `x509::generate_ca` and `x509::issue_server_certificate` read the system clock for the validity period; their
+//! `_at` variants take the time as a parameter.)
 //!
 //! Secrets are [`SecretBytes`]: zeroized on drop, no `Debug` output, constant-time comparison.
 
