@@ -43,3 +43,24 @@ impl KeyCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_is_bounded_and_invalidates_by_name() {
+        let cache = KeyCache::new(2);
+        let key = || Arc::new(PrivateKey::generate_oct(128).unwrap());
+        cache.insert("a", "1", key());
+        cache.insert("a", "2", key());
+        assert!(cache.get("a", "1").is_some() && cache.get("a", "2").is_some());
+        cache.insert("b", "1", key());
+        let present = ["1", "2"].iter().filter(|v| cache.get("a", v).is_some()).count();
+        assert_eq!(present, 1, "one entry was evicted to stay within capacity");
+        assert!(cache.get("b", "1").is_some());
+        cache.invalidate("a");
+        assert!(cache.get("a", "1").is_none() && cache.get("a", "2").is_none());
+        assert!(cache.get("b", "1").is_some());
+    }
+}

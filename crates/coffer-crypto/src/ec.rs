@@ -41,12 +41,7 @@ impl EcKey {
             left_pad(d.expose_secret(), len)
                 .ok_or(Error::InvalidKey("EC d is too long for the curve"))?,
         );
-        let x = left_pad(x, len).ok_or(Error::InvalidKey("EC x is too long for the curve"))?;
-        let y = left_pad(y, len).ok_or(Error::InvalidKey("EC y is too long for the curve"))?;
-        let mut point = Vec::with_capacity(1 + 2 * len);
-        point.push(0x04);
-        point.extend_from_slice(&x);
-        point.extend_from_slice(&y);
+        let point = uncompressed_point(curve, x, y)?;
         let pair = EcdsaKeyPair::from_private_key_and_public_key(
             signing_algorithm(curve),
             d.expose_secret(),
@@ -80,7 +75,7 @@ impl EcKey {
     }
 
     pub(crate) fn sign(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>, Error> {
-        let digest = self.import_digest(alg, digest)?;
+        let digest = import_digest(self.curve, alg, digest)?;
         let sig = self
             .pair
             .sign_digest(&digest)
@@ -88,31 +83,60 @@ impl EcKey {
         Ok(sig.as_ref().to_vec())
     }
 
+    /// Verifies with this key's public point (the same path as a public-key-only verify).
     pub(crate) fn verify(
         &self,
         alg: SignatureAlgorithm,
         digest: &[u8],
         signature: &[u8],
     ) -> Result<bool, Error> {
-        let digest = self.import_digest(alg, digest)?;
-        let public = UnparsedPublicKey::new(
-            verification_algorithm(self.curve),
+        verify_with_point(
+            self.curve,
             self.pair.public_key().as_ref(),
-        );
-        Ok(public.verify_digest(&digest, signature).is_ok())
+            alg,
+            digest,
+            signature,
+        )
     }
+}
 
-    /// Checks that `alg` is this curve's algorithm and wraps the digest, checking its length.
-    fn import_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Digest, Error> {
-        if alg.curve() != Some(self.curve) {
-            return Err(Error::AlgorithmMismatch {
-                alg: alg.name(),
-                reason: curve_requirement(self.curve),
-            });
-        }
-        Digest::import_less_safe(digest, digest_algorithm(self.curve))
-            .map_err(|_| Error::InvalidParameter("digest length does not match the algorithm"))
+/// Checks that `alg` is `curve`'s algorithm and wraps the digest, checking its length.
+fn import_digest(curve: Curve, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Digest, Error> {
+    if alg.curve() != Some(curve) {
+        return Err(Error::AlgorithmMismatch {
+            alg: alg.name(),
+            reason: curve_requirement(curve),
+        });
     }
+    Digest::import_less_safe(digest, digest_algorithm(curve))
+        .map_err(|_| Error::InvalidParameter("digest length does not match the algorithm"))
+}
+
+/// Builds the uncompressed SEC1 point `0x04 || x || y`, left-padding each coordinate to the curve size.
+pub(crate) fn uncompressed_point(curve: Curve, x: &[u8], y: &[u8]) -> Result<Vec<u8>, Error> {
+    let len = curve.coordinate_len();
+    let x = left_pad(x, len).ok_or(Error::InvalidKey("EC x is too long for the curve"))?;
+    let y = left_pad(y, len).ok_or(Error::InvalidKey("EC y is too long for the curve"))?;
+    let mut point = Vec::with_capacity(1 + 2 * len);
+    point.push(0x04);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    Ok(point)
+}
+
+/// Verifies a raw `r || s` signature over a caller-computed digest with an uncompressed public point. A bad
+/// signature (including one of the wrong length) is `Ok(false)`; a wrong algorithm or digest length is an `Err`.
+/// A point that is not on the curve never verifies.
+pub(crate) fn verify_with_point(
+    curve: Curve,
+    point: &[u8],
+    alg: SignatureAlgorithm,
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<bool, Error> {
+    let digest = import_digest(curve, alg, digest)?;
+    let public = UnparsedPublicKey::new(verification_algorithm(curve), point);
+    Ok(public.verify_digest(&digest, signature).is_ok())
 }
 
 fn curve_requirement(curve: Curve) -> &'static str {

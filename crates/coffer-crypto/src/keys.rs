@@ -257,6 +257,31 @@ pub enum PublicKey {
     },
 }
 
+impl PublicKey {
+    /// Verifies a signature over a caller-computed digest with this public key: the same checks as
+    /// [`PrivateKey::verify`], which goes through this code. A wrong signature is `Ok(false)`; a wrong algorithm for
+    /// the key, a wrong digest length or an unusable public key (`InvalidKey`) is an `Err`. EC coordinates shorter
+    /// than the curve size are left-padded.
+    pub fn verify(
+        &self,
+        alg: SignatureAlgorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, Error> {
+        match self {
+            Self::Ec { curve, x, y } => {
+                let point = ec::uncompressed_point(*curve, x, y)?;
+                ec::verify_with_point(*curve, &point, alg, digest, signature)
+            }
+            Self::Rsa { n, e } => rsa::verify_with_components(n, e, alg, digest, signature),
+            Self::Oct => Err(Error::AlgorithmMismatch {
+                alg: alg.name(),
+                reason: "an AES key supports only AES encryption and key wrap",
+            }),
+        }
+    }
+}
+
 /// The result of encrypt / wrap. `iv` and `tag` are set for GCM (service-generated 12-byte IV, 16-byte tag);
 /// `iv` is echoed for CBC.
 #[derive(Debug)]

@@ -9,9 +9,7 @@ use aws_lc_rs::rsa::{
     OaepPrivateDecryptingKey, OaepPublicEncryptingKey, Pkcs1PrivateDecryptingKey,
     Pkcs1PublicEncryptingKey, PrivateDecryptingKey, PublicKeyComponents,
 };
-use aws_lc_rs::signature::{
-    self, KeyPair, RsaEncoding, RsaKeyPair, RsaParameters, UnparsedPublicKey,
-};
+use aws_lc_rs::signature::{self, KeyPair, RsaEncoding, RsaKeyPair, RsaParameters};
 
 use crate::keys::{EncryptionAlgorithm, RsaPrivateComponents, SignatureAlgorithm};
 use crate::{Error, SecretBytes};
@@ -185,18 +183,37 @@ impl RsaKey {
         Ok(sig)
     }
 
-    /// Verifies a signature over a caller-computed digest.
+    /// Verifies a signature over a caller-computed digest (the same path as a public-key-only verify).
     pub(crate) fn verify(
         &self,
         alg: SignatureAlgorithm,
         digest: &[u8],
         signature: &[u8],
     ) -> Result<bool, Error> {
-        let (_, params, hash) = rsa_algorithms(alg)?;
-        let digest = import_digest(digest, hash)?;
-        let public = UnparsedPublicKey::new(params, self.signing.public_key().as_ref());
-        Ok(public.verify_digest(&digest, signature).is_ok())
+        verify_with_components(&self.n, &self.e, alg, digest, signature)
     }
+}
+
+/// Verifies an RS*/PS* signature over a caller-computed digest with the public key (n, e). Leading zero bytes on
+/// `n` and `e` are ignored. A bad signature is `Ok(false)`; a wrong algorithm or digest length, or an unusable
+/// key, is an `Err`.
+pub(crate) fn verify_with_components(
+    n: &[u8],
+    e: &[u8],
+    alg: SignatureAlgorithm,
+    digest: &[u8],
+    signature: &[u8],
+) -> Result<bool, Error> {
+    let (_, params, hash) = rsa_algorithms(alg)?;
+    let digest = import_digest(digest, hash)?;
+    let components = PublicKeyComponents {
+        n: strip_leading_zeros(n),
+        e: strip_leading_zeros(e),
+    };
+    let public = components
+        .to_parsed_public_key(params)
+        .map_err(|_| Error::InvalidKey("not a valid RSA public key"))?;
+    Ok(public.verify_digest_sig(&digest, signature).is_ok())
 }
 
 /// Wraps the caller's digest bytes, checking their length against the algorithm.

@@ -949,3 +949,58 @@ fn debug_output_shows_no_material() {
     let c = fixed_rsa_components();
     assert!(!format!("{c:?}").contains("ab"));
 }
+
+#[test]
+fn public_key_verify_matches_private_verify() {
+    for curve in CURVES {
+        let key = PrivateKey::generate_ec(curve).unwrap();
+        let alg = ec_alg(curve);
+        let d = digest(alg, b"public");
+        let sig = key.sign(alg, &d).unwrap();
+        let public = key.public_key();
+        assert!(public.verify(alg, &d, &sig).unwrap());
+        assert!(!public.verify(alg, &digest(alg, b"other"), &sig).unwrap());
+        assert!(matches!(
+            public.verify(SignatureAlgorithm::Rs256, &[0; 32], &sig),
+            Err(Error::AlgorithmMismatch { .. })
+        ));
+        let PublicKey::Ec { x, y, .. } = public else {
+            panic!()
+        };
+        let too_long = PublicKey::Ec {
+            curve,
+            x: [vec![1], x].concat(),
+            y,
+        };
+        assert!(matches!(
+            too_long.verify(alg, &d, &sig),
+            Err(Error::InvalidKey(_))
+        ));
+    }
+    let key = rsa_2048();
+    let d = digest(SignatureAlgorithm::Ps384, b"public");
+    let sig = key.sign(SignatureAlgorithm::Ps384, &d).unwrap();
+    assert!(
+        key.public_key()
+            .verify(SignatureAlgorithm::Ps384, &d, &sig)
+            .unwrap()
+    );
+    assert!(
+        !key.public_key()
+            .verify(SignatureAlgorithm::Rs384, &d, &sig)
+            .unwrap()
+    );
+    let short = PublicKey::Rsa {
+        n: vec![0xc5; 128],
+        e: vec![1, 0, 1],
+    };
+    assert!(
+        !short
+            .verify(SignatureAlgorithm::Rs256, &[0; 32], &[0; 128])
+            .unwrap_or(false)
+    );
+    assert!(matches!(
+        PublicKey::Oct.verify(SignatureAlgorithm::Es256, &[0; 32], &[0; 64]),
+        Err(Error::AlgorithmMismatch { .. })
+    ));
+}

@@ -228,3 +228,16 @@ test("requests carry api%2Dversion and the token comes from the built-in authori
   const token = await c.credential.getToken(`${c.creds.url}/.default`);
   assert.ok(token && token.token && token.expiresOnTimestamp > Date.now() + 300_000);
 });
+
+test("guard: the JS client encrypts RSA-OAEP locally; the server decrypts it", async () => {
+  const rsa = await c.keyClient.createRsaKey(uniq("jslocal"), { keySize: 2048, hsm: true });
+  const client = c.cryptoClient(rsa); // constructed from the KeyVaultKey: has the public JWK
+  const plaintext = crypto.randomBytes(24);
+  c.recorder.take();
+  const enc = await client.encrypt({ algorithm: "RSA-OAEP", plaintext });
+  const calls = c.recorder.take();
+  assert.equal(calls.filter((x) => x.method === "POST").length, 0, `local encrypt reached the server: ${JSON.stringify(calls)}`);
+  const dec = await client.decrypt({ algorithm: "RSA-OAEP", ciphertext: enc.result });
+  c.recorder.assertRemote("decrypt");
+  assert.deepEqual(Buffer.from(dec.result), plaintext);
+});

@@ -349,3 +349,25 @@ def test_unforced_sdk_client_encrypts_rsa_locally(server, credential, rsa_genera
     dec = crypto.decrypt(EncryptionAlgorithm.rsa_oaep, enc.ciphertext)
     assert [c for c in rec.take() if c[0] == "POST" and c[1].endswith("/decrypt") and c[2] == 200]
     assert dec.plaintext == msg
+
+
+def test_invalid_crypto_inputs_are_400(server, rsa_imported, oct_imported):
+    """Inputs the algorithm cannot take: a clear 400, never a 5xx or a silent success."""
+    rsa_crypto, _ = remote_crypto(server, rsa_imported[1].id)
+    k, oct_key = oct_imported[256]
+    oct_crypto, _ = remote_crypto(server, oct_key.id)
+    cases = {
+        "RSA-OAEP plaintext longer than the key allows": lambda: rsa_crypto.encrypt(EncryptionAlgorithm.rsa_oaep, random_bytes(300)),
+        "RSA decrypt of a short ciphertext": lambda: rsa_crypto.decrypt(EncryptionAlgorithm.rsa_oaep, random_bytes(16)),
+        "A256KW of 20 bytes (not a multiple of 8)": lambda: oct_crypto.wrap_key(KeyWrapAlgorithm.aes_256, random_bytes(20)),
+        "A256KW unwrap of 20 bytes": lambda: oct_crypto.unwrap_key(KeyWrapAlgorithm.aes_256, random_bytes(20)),
+        "A256CBC with a 12-byte IV": lambda: oct_crypto.encrypt(EncryptionAlgorithm.a256_cbc, random_bytes(32), iv=random_bytes(12)),
+        "A256CBCPAD decrypt with bad padding": lambda: oct_crypto.decrypt(
+            EncryptionAlgorithm.a256_cbcpad, aes_cbc_encrypt(k, bytes(16), bytes(range(16)) + bytes([0] * 16), False), iv=bytes(16)),
+        "A256GCM decrypt with a 5-byte IV": lambda: oct_crypto.decrypt(
+            EncryptionAlgorithm.a256_gcm, random_bytes(16), iv=random_bytes(5), authentication_tag=random_bytes(16)),
+    }
+    for label, call in cases.items():
+        with pytest.raises(HttpResponseError) as ei:
+            call()
+        assert ei.value.status_code == 400, f"{label}: HTTP {ei.value.status_code} {ei.value.message}"

@@ -418,3 +418,143 @@ def test_plain_http_refused(server):
     except requests.exceptions.ConnectionError:
         pass
     assert r2 is None or r2.status_code >= 400
+
+
+# ------------------------------------------------------------------------------------------------ more wire checks
+def _req(server, token, method, path, **kw):
+    return requests.request(method, f"{server.url}{path}", headers=_auth(token), verify=server.ca, timeout=30, **kw)
+
+
+def test_key_bundle_wire_shape(server, token):
+    name = uniq("shape")
+    r = _req(server, token, "POST", f"/keys/{name}/create?api-version={API}",
+             json={"kty": "RSA", "key_size": 2048, "tags": {"a": "b"}})
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["key"]["kty"] == "RSA-HSM"
+    assert re.fullmatch(re.escape(server.url) + rf"/keys/{name}/[0-9a-zA-Z]+", b["key"]["kid"]), b["key"]["kid"]
+    for f in ("n", "e"):
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", b["key"][f]), f"{f} must be unpadded base64url"
+    assert not set(b["key"]) & {"d", "p", "q", "dp", "dq", "qi", "k"}, b["key"].keys()
+    a = b["attributes"]
+    for f in ("created", "updated"):
+        assert isinstance(a[f], int) and not isinstance(a[f], bool), f"{f} must be unix seconds: {a[f]!r}"
+    assert a["enabled"] is True and a["recoverableDays"] == 90 and a["recoveryLevel"] == "Recoverable+Purgeable"
+    assert b["tags"] == {"a": "b"}
+    # list rows: versionless kid, attributes, no key material
+    r = _req(server, token, "GET", f"/keys?api-version={API}&maxresults=25")
+    assert r.status_code == 200
+    page = r.json()
+    assert isinstance(page["value"], list)
+    for item in page["value"]:
+        assert "key" not in item and re.fullmatch(re.escape(server.url) + r"/keys/[0-9A-Za-z-]+", item["kid"]), item
+    # versions rows: versioned kid
+    r = _req(server, token, "GET", f"/keys/{name}/versions?api-version={API}")
+    assert [i["kid"] for i in r.json()["value"]] == [b["key"]["kid"]]
+    # deleted rows
+    assert _req(server, token, "DELETE", f"/keys/{name}?api-version={API}").status_code == 200
+    r = _req(server, token, "GET", f"/deletedkeys?api-version={API}&maxresults=25")
+    assert r.status_code == 200
+    rows = []
+    body = r.json()
+    while True:
+        rows += body["value"]
+        if not body.get("nextLink"):
+            break
+        assert body["nextLink"].startswith(server.url + "/deletedkeys"), body["nextLink"]
+        body = requests.get(body["nextLink"], headers=_auth(token), verify=server.ca, timeout=30).json()
+    mine = [row for row in rows if row["kid"] == f"{server.url}/keys/{name}"]
+    assert len(mine) == 1, rows
+    assert "key" not in mine[0] and mine[0]["recoveryId"] == f"{server.url}/deletedkeys/{name}"
+    assert isinstance(mine[0]["deletedDate"], int) and isinstance(mine[0]["scheduledPurgeDate"], int)
+
+
+def test_unknown_request_members_are_ignored(server, token):
+    r = _req(server, token, "POST", f"/keys/{uniq('fwd')}/create?api-version={API}",
+             json={"kty": "EC-HSM", "crv": "P-256", "futureMember": {"x": 1}, "release_policy": None,
+                   "attributes": {"enabled": True, "exportable": False}})
+    assert r.status_code == 200, r.text
+
+
+def test_double_delete_and_purge_active_are_404(server, token):
+    name = uniq("dd")
+    assert _req(server, token, "POST", f"/keys/{name}/create?api-version={API}",
+                json={"kty": "oct-HSM", "key_size": 128}).status_code == 200
+    r = _req(server, token, "DELETE", f"/deletedkeys/{name}?api-version={API}")
+    _assert_error_body(r, 404)  # purge of a key that is not deleted
+    assert _req(server, token, "GET", f"/keys/{name}/?api-version={API}").status_code == 200
+    assert _req(server, token, "DELETE", f"/keys/{name}?api-version={API}").status_code == 200
+    _assert_error_body(_req(server, token, "DELETE", f"/keys/{name}?api-version={API}"), 404)
+
+
+def test_import_invalid_material_is_400_and_not_created(server, token):
+    from localcrypto import int_bytes, new_ec, new_rsa
+
+    rsa_key = new_rsa(2048).private_numbers()
+    n = rsa_key.public_numbers.n
+    good = {"kty": "RSA", "n": b64url(int_bytes(n, 256)), "e": b64url(int_bytes(65537)), "d": b64url(int_bytes(rsa_key.d, 256)),
+            "p": b64url(int_bytes(rsa_key.p)), "q": b64url(int_bytes(rsa_key.q)), "dp": b64url(int_bytes(rsa_key.dmp1)),
+            "dq": b64url(int_bytes(rsa_key.dmq1)), "qi": b64url(int_bytes(rsa_key.iqmp))}
+    other = new_rsa(2048).private_numbers()
+    ec_a, ec_b = new_ec("P-256").private_numbers(), new_ec("P-256").private_numbers()
+    bad_jwks = {
+        "rsa-public-only": {k: good[k] for k in ("kty", "n", "e")},
+        "rsa-wrong-p": dict(good, p=b64url(int_bytes(other.p))),
+        "ec-public-only": {"kty": "EC", "crv": "P-256", "x": b64url(int_bytes(ec_a.public_numbers.x, 32)),
+                           "y": b64url(int_bytes(ec_a.public_numbers.y, 32))},
+        "ec-d-not-matching-xy": {"kty": "EC", "crv": "P-256", "x": b64url(int_bytes(ec_a.public_numbers.x, 32)),
+                                 "y": b64url(int_bytes(ec_a.public_numbers.y, 32)), "d": b64url(int_bytes(ec_b.private_value, 32))},
+        "ec-bad-curve": {"kty": "EC", "crv": "P-192", "d": b64url(bytes(24)), "x": b64url(bytes(24)), "y": b64url(bytes(24))},
+        "oct-bad-size": {"kty": "oct", "k": b64url(bytes(20))},
+        "oct-no-k": {"kty": "oct"},
+        "unknown-kty": {"kty": "DSA", "k": b64url(bytes(32))},
+    }
+    for label, jwk_body in bad_jwks.items():
+        name = uniq("badimp")
+        r = _req(server, token, "PUT", f"/keys/{name}?api-version={API}", json={"key": jwk_body, "Hsm": True})
+        assert r.status_code == 400, f"{label}: import answered {r.status_code} {r.text[:300]}"
+        assert _req(server, token, "GET", f"/keys/{name}/?api-version={API}").status_code == 404, f"{label} created a key"
+    # control: the good one imports
+    r = _req(server, token, "PUT", f"/keys/{uniq('goodimp')}?api-version={API}", json={"key": good, "Hsm": True})
+    assert r.status_code == 200, r.text
+
+
+def test_crypto_on_versionless_and_old_versions(server, token):
+    name = uniq("vl")
+    v1 = _req(server, token, "POST", f"/keys/{name}/create?api-version={API}", json={"kty": "EC-HSM", "crv": "P-256"}).json()
+    v2 = _req(server, token, "POST", f"/keys/{name}/create?api-version={API}", json={"kty": "EC-HSM", "crv": "P-256"}).json()
+    digest = b64url(bytes(32))
+    r = _req(server, token, "POST", f"/keys/{name}//sign?api-version={API}", json={"alg": "ES256", "value": digest})
+    assert r.status_code == 200 and r.json()["kid"] == v2["key"]["kid"], r.text
+    r = _req(server, token, "POST", urlparse(v1["key"]["kid"]).path + f"/sign?api-version={API}",
+             json={"alg": "ES256", "value": digest})
+    assert r.status_code == 200 and r.json()["kid"] == v1["key"]["kid"], r.text
+    sig_v1 = r.json()["value"]
+    # v1's signature verifies under v1 and not under v2
+    r = _req(server, token, "POST", urlparse(v1["key"]["kid"]).path + f"/verify?api-version={API}",
+             json={"alg": "ES256", "digest": digest, "value": sig_v1})
+    assert r.json() == {"value": True}, r.text
+    r = _req(server, token, "POST", urlparse(v2["key"]["kid"]).path + f"/verify?api-version={API}",
+             json={"alg": "ES256", "digest": digest, "value": sig_v1})
+    assert r.json() == {"value": False}, r.text
+    # disabling v1 does not disable v2
+    r = _req(server, token, "PATCH", urlparse(v1["key"]["kid"]).path + f"?api-version={API}",
+             json={"attributes": {"enabled": False}})
+    assert r.status_code == 200 and r.json()["attributes"]["enabled"] is False
+    r = _req(server, token, "POST", urlparse(v1["key"]["kid"]).path + f"/sign?api-version={API}",
+             json={"alg": "ES256", "value": digest})
+    assert r.status_code == 403, r.text
+    r = _req(server, token, "POST", f"/keys/{name}//sign?api-version={API}", json={"alg": "ES256", "value": digest})
+    assert r.status_code == 200, r.text
+    # unknown version
+    r = _req(server, token, "POST", f"/keys/{name}/{'f' * 32}/sign?api-version={API}", json={"alg": "ES256", "value": digest})
+    _assert_error_body(r, 404, "KeyNotFound")
+
+
+def test_forbidden_has_no_challenge(server, token):
+    name = uniq("f403")
+    _req(server, token, "POST", f"/keys/{name}/create?api-version={API}",
+         json={"kty": "EC-HSM", "crv": "P-256", "attributes": {"enabled": False}})
+    r = _req(server, token, "POST", f"/keys/{name}//sign?api-version={API}", json={"alg": "ES256", "value": b64url(bytes(32))})
+    _assert_error_body(r, 403)
+    assert "WWW-Authenticate" not in r.headers, "a 403 must not carry a challenge"

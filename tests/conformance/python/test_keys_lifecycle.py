@@ -229,6 +229,16 @@ def test_soft_delete_get_list_recover(server, key_client):
 
     with pytest.raises(ResourceNotFoundError):
         key_client.get_key(name)
+    with pytest.raises(ResourceNotFoundError):
+        key_client.get_key(name, key.properties.version)
+    # a soft-deleted key cannot be used or changed
+    dcrypto, _ = remote_crypto(server, key.id)
+    with pytest.raises(ResourceNotFoundError):
+        dcrypto.sign(SignatureAlgorithm.rs256, digest_for("RS256"))
+    with pytest.raises(ResourceNotFoundError):
+        key_client.update_key_properties(name, enabled=False)
+    with pytest.raises(ResourceNotFoundError):
+        key_client.backup_key(name)
     got = key_client.get_deleted_key(name)
     assert got.id == key.id and got.recovery_id == deleted.recovery_id
     assert got.scheduled_purge_date == deleted.scheduled_purge_date
