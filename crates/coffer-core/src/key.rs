@@ -235,8 +235,18 @@ mod tests {
         for ok in ["a", "key-1", "ABC-def-123", &"x".repeat(127)] {
             assert_eq!(KeyName::parse(ok).unwrap().as_str(), ok);
         }
-        for bad in ["", "under_score", "dot.name", "space name", "ümlaut", &"x".repeat(128)] {
-            assert!(matches!(KeyName::parse(bad), Err(Error::BadParameter(_))), "{bad:?} accepted");
+        for bad in [
+            "",
+            "under_score",
+            "dot.name",
+            "space name",
+            "ümlaut",
+            &"x".repeat(128),
+        ] {
+            assert!(
+                matches!(KeyName::parse(bad), Err(Error::BadParameter(_))),
+                "{bad:?} accepted"
+            );
         }
     }
 
@@ -244,9 +254,18 @@ mod tests {
     fn versions_are_32_lowercase_hex() {
         let v = KeyVersion::generate().unwrap();
         assert_eq!(v.as_str().len(), 32);
-        assert!(v.as_str().bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            v.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         assert_ne!(v, KeyVersion::generate().unwrap());
-        assert_eq!(KeyVersion::parse("ABCDEF0123456789abcdef0123456789").unwrap().as_str(), "abcdef0123456789abcdef0123456789");
+        assert_eq!(
+            KeyVersion::parse("ABCDEF0123456789abcdef0123456789")
+                .unwrap()
+                .as_str(),
+            "abcdef0123456789abcdef0123456789"
+        );
         assert!(KeyVersion::parse("abc").is_none());
         assert!(KeyVersion::parse("g".repeat(32).as_str()).is_none());
     }
@@ -265,12 +284,22 @@ mod tests {
     #[test]
     fn key_operations_are_validated_per_type() {
         let names = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
-        let ops = KeyOperation::parse_list(&names(&["sign", "verify", "sign"]), KeyType::Ec(Curve::P256)).unwrap();
+        let ops = KeyOperation::parse_list(
+            &names(&["sign", "verify", "sign"]),
+            KeyType::Ec(Curve::P256),
+        )
+        .unwrap();
         assert_eq!(ops, vec![KeyOperation::Sign, KeyOperation::Verify]);
         assert!(KeyOperation::parse_list(&names(&["encrypt"]), KeyType::Ec(Curve::P256)).is_err());
         assert!(KeyOperation::parse_list(&names(&["sign"]), KeyType::Oct(256)).is_err());
-        assert!(KeyOperation::parse_list(&names(&["wrapkey"]), KeyType::Rsa(2048)).is_err(), "names are case-sensitive");
-        let all = KeyOperation::parse_list(&names(&["wrapKey", "unwrapKey", "encrypt", "decrypt"]), KeyType::Oct(256));
+        assert!(
+            KeyOperation::parse_list(&names(&["wrapkey"]), KeyType::Rsa(2048)).is_err(),
+            "names are case-sensitive"
+        );
+        let all = KeyOperation::parse_list(
+            &names(&["wrapKey", "unwrapKey", "encrypt", "decrypt"]),
+            KeyType::Oct(256),
+        );
         assert_eq!(all.unwrap().len(), 4);
     }
 }

@@ -66,7 +66,7 @@ export async function startServer({ dataDir, name, port, timeoutMs = 180_000 }) 
     {
       cwd: dataDir,
       stdio: ["ignore", logFd, logFd],
-      env: { RUST_LOG: "info", RUST_BACKTRACE: "1", ...process.env },
+      env: { RUST_LOG: "info", RUST_BACKTRACE: "1", NO_COLOR: "1", ...process.env },
     },
   );
   let exited = null;
