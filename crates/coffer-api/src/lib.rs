@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod keys;
+pub mod rbac;
 pub mod token;
 
 pub use error::{ErrorBody, ErrorDetail};

@@ -58,6 +58,9 @@ struct ServeArgs {
     /// Enable purge protection when the instance is created.
     #[arg(long)]
     purge_protection: bool,
+    /// Object ids (principals or groups) to make Managed HSM Administrators at `/` when the instance is created.
+    #[arg(long, num_args = 1..)]
+    administrators: Vec<String>,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -71,8 +74,7 @@ impl ServeArgs {
         };
         let mut c = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(&p)
-                    .with_context(|| format!("reading {}", p.display()))?;
+                let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
                 ServeConfig::from_toml(&text).with_context(|| format!("parsing {}", p.display()))?
             }
             None => ServeConfig::default(),
@@ -101,6 +103,9 @@ impl ServeArgs {
             c.soft_delete_retention_days = v;
         }
         c.purge_protection |= self.purge_protection;
+        if !self.administrators.is_empty() {
+            c.administrators = self.administrators;
+        }
         Ok(c)
     }
 }
@@ -124,9 +129,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_tracing(&args.log_format);
             let config = args.into_config()?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(coffer_server::serve(config))
         }
     }

@@ -56,10 +56,7 @@ mod tests {
         cache.insert("a", "2", key());
         assert!(cache.get("a", "1").is_some() && cache.get("a", "2").is_some());
         cache.insert("b", "1", key());
-        let present = ["1", "2"]
-            .iter()
-            .filter(|v| cache.get("a", v).is_some())
-            .count();
+        let present = ["1", "2"].iter().filter(|v| cache.get("a", v).is_some()).count();
         assert_eq!(present, 1, "one entry was evicted to stay within capacity");
         assert!(cache.get("b", "1").is_some());
         cache.invalidate("a");

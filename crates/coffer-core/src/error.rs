@@ -37,27 +37,22 @@ pub enum Error {
     InvalidClient(String),
     /// Token endpoint: the request is malformed (OAuth2 `invalid_request` / `unsupported_grant_type` / `invalid_scope`).
     #[error("{description}")]
-    InvalidTokenRequest {
-        code: &'static str,
-        description: String,
-    },
-    /// A principal or other non-key resource does not exist.
-    #[error("{0}")]
-    NotFound(String),
+    InvalidTokenRequest { code: &'static str, description: String },
+    /// A non-key resource does not exist; `code` is the Azure error code (e.g. `RoleAssignmentNotFound`).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
 }
 
 impl Error {
     /// Maps a crypto error met while serving a request: parameter problems are the caller's, the rest is ours.
     pub fn from_request_crypto(e: coffer_crypto::Error) -> Self {
         match e {
-            coffer_crypto::Error::AlgorithmMismatch { alg, reason } => Self::BadParameter(format!(
-                "Algorithm {alg} is not valid for this key: {reason}"
-            )),
+            coffer_crypto::Error::AlgorithmMismatch { alg, reason } => {
+                Self::BadParameter(format!("Algorithm {alg} is not valid for this key: {reason}"))
+            }
             coffer_crypto::Error::DecryptFailed => Self::DecryptFailed,
             coffer_crypto::Error::InvalidParameter(m) => Self::BadParameter(m.to_string()),
-            coffer_crypto::Error::InvalidKey(m) => {
-                Self::BadParameter(format!("Invalid key material: {m}"))
-            }
+            coffer_crypto::Error::InvalidKey(m) => Self::BadParameter(format!("Invalid key material: {m}")),
             other => Self::Crypto(other),
         }
     }

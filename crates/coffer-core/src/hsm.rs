@@ -5,14 +5,14 @@ use std::sync::Arc;
 use coffer_crypto::jwt::TokenSigningKey;
 use coffer_crypto::keys::PrivateKey;
 
-use crate::authz::{DataAction, Scope};
 use crate::cache::KeyCache;
 use crate::clock::Clock;
 use crate::instance::{
-    self, BootstrapCredentials, CreateOptions, DerivedKeys, SealProvider, domain_secret_aad,
-    material_aad, token_key_aad,
+    self, BootstrapCredentials, CreateOptions, DerivedKeys, SealProvider, domain_secret_aad, material_aad,
+    token_key_aad,
 };
 use crate::key::KeyVersionRecord;
+use crate::rbac::{DataAction, Scope};
 use crate::store::{InstanceRecord, Store};
 use crate::{Error, Principal};
 
@@ -62,15 +62,14 @@ impl Hsm {
             Some(r) => (r, None),
             None => {
                 let new = instance::new_instance(seal, create, clock.now())?;
-                store.create_instance(&new.record, &new.bootstrap).await?;
+                store
+                    .create_instance(&new.record, &new.bootstrap, &new.assignments)
+                    .await?;
                 tracing::info!(instance_id = %new.record.instance_id, tenant_id = %new.record.tenant_id, "instance created");
                 (new.record, Some(new.credentials))
             }
         };
-        let domain_secret = seal.open(
-            &domain_secret_aad(&record.instance_id),
-            &record.sealed_domain_secret,
-        )?;
+        let domain_secret = seal.open(&domain_secret_aad(&record.instance_id), &record.sealed_domain_secret)?;
         let keys = DerivedKeys::derive(&domain_secret)?;
         drop(domain_secret);
         let token_pkcs8 = coffer_crypto::seal::open(
@@ -109,47 +108,58 @@ impl Hsm {
         &self.config
     }
 
-    /// Decides whether `caller` may perform `action` on `scope` (see [`crate::authz`] for the current rule).
-    pub fn authorize(
-        &self,
-        caller: &Principal,
-        action: DataAction,
-        scope: &Scope,
-    ) -> Result<(), Error> {
-        let same_tenant =
-            caller.tenant_id == self.instance.tenant_id && caller.issuer == self.issuer();
-        let allowed = match action {
-            DataAction::PrincipalsWrite => {
-                same_tenant && caller.object_id == self.instance.bootstrap_object_id
-            }
-            _ => same_tenant,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            tracing::info!(object_id = %caller.object_id, action = action.name(), scope = %scope.as_string(), "denied");
-            Err(Error::Forbidden(format!(
-                "Caller is not authorized to perform action on resource. Caller: oid={}; Action: '{}'; Resource: '{}'",
-                caller.object_id,
-                action.name(),
-                scope.as_string()
-            )))
+    /// Decides whether `caller` may perform `action` on `scope` (the rule is in [`crate::rbac`]).
+    pub async fn authorize(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<(), Error> {
+        if self.is_granted(caller, action, scope).await? {
+            return Ok(());
         }
+        tracing::info!(object_id = %caller.object_id, action = action.name(), scope = %scope.as_string(), "denied");
+        Err(Error::Forbidden(format!(
+            "Caller is not authorized to perform action on resource. Caller: oid={}; Action: '{}'; Resource: '{}'",
+            caller.object_id,
+            action.name(),
+            scope.as_string()
+        )))
+    }
+
+    /// Whether `caller` holds `action` at `scope`.
+    pub async fn is_granted(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<bool, Error> {
+        if !self.is_trusted_issuer(&caller.issuer) {
+            return Ok(false);
+        }
+        let ids = caller.assignee_ids();
+        let assignments = self.store.role_assignments(Some(&ids)).await?;
+        let mut custom: Option<Vec<crate::rbac::RoleDefinition>> = None;
+        for a in assignments.iter().filter(|a| a.scope.covers(scope)) {
+            let def = match crate::rbac::builtin::by_id(&a.role_definition_id) {
+                Some(d) => Some(d),
+                None => {
+                    if custom.is_none() {
+                        custom = Some(self.store.custom_roles().await?);
+                    }
+                    custom.as_ref().and_then(|c| {
+                        c.iter()
+                            .find(|d| d.id.eq_ignore_ascii_case(&a.role_definition_id))
+                            .cloned()
+                    })
+                }
+            };
+            if def.is_some_and(|d| d.grants(action)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Issuers whose tokens this instance accepts.
+    pub fn is_trusted_issuer(&self, issuer: &str) -> bool {
+        issuer == self.issuer()
     }
 
     /// Seals private material for a version.
-    pub(crate) fn seal_material(
-        &self,
-        record_key: &PrivateKey,
-        rec: &KeyVersionRecord,
-    ) -> Result<Vec<u8>, Error> {
+    pub(crate) fn seal_material(&self, record_key: &PrivateKey, rec: &KeyVersionRecord) -> Result<Vec<u8>, Error> {
         let bytes = record_key.to_storage_bytes()?;
-        let aad = material_aad(
-            &self.instance.instance_id,
-            &rec.name,
-            &rec.version,
-            rec.key_type,
-        );
+        let aad = material_aad(&self.instance.instance_id, &rec.name, &rec.version, rec.key_type);
         Ok(coffer_crypto::seal::seal(
             &self.keys.material,
             &aad,
@@ -162,12 +172,7 @@ impl Hsm {
         if let Some(k) = self.cache.get(rec.name.as_str(), rec.version.as_str()) {
             return Ok(k);
         }
-        let aad = material_aad(
-            &self.instance.instance_id,
-            &rec.name,
-            &rec.version,
-            rec.key_type,
-        );
+        let aad = material_aad(&self.instance.instance_id, &rec.name, &rec.version, rec.key_type);
         let bytes = coffer_crypto::seal::open(&self.keys.material, &aad, &rec.sealed_material)?;
         let curve = match rec.key_type {
             crate::key::KeyType::Ec(c) => Some(c),

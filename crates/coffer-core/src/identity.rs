@@ -36,10 +36,7 @@ fn invalid_request(code: &'static str, description: impl Into<String>) -> Error 
 impl Hsm {
     /// The issuer of this instance's tokens: `{url}/{tenant}/v2.0`.
     pub fn issuer(&self) -> String {
-        format!(
-            "{}/{}/v2.0",
-            self.config.public_url, self.instance.tenant_id
-        )
+        format!("{}/{}/v2.0", self.config.public_url, self.instance.tenant_id)
     }
 
     /// The token endpoint as advertised (also the audience of client assertions).
@@ -56,11 +53,7 @@ impl Hsm {
     }
 
     /// Runs the client-credentials grant.
-    pub async fn issue_token(
-        &self,
-        req: TokenRequest,
-        token_endpoint_seen: &str,
-    ) -> Result<IssuedToken, Error> {
+    pub async fn issue_token(&self, req: TokenRequest, token_endpoint_seen: &str) -> Result<IssuedToken, Error> {
         match req.grant_type.as_deref() {
             Some("client_credentials") => {}
             Some(other) => {
@@ -83,9 +76,7 @@ impl Hsm {
         let audience = scope
             .split(' ')
             .find_map(|s| s.strip_suffix("/.default"))
-            .ok_or_else(|| {
-                invalid_request("invalid_scope", "The scope must be '<resource>/.default'.")
-            })?;
+            .ok_or_else(|| invalid_request("invalid_scope", "The scope must be '<resource>/.default'."))?;
         if !self.accepted_audiences().iter().any(|a| a == audience) {
             return Err(invalid_request(
                 "invalid_scope",
@@ -107,14 +98,12 @@ impl Hsm {
         if let Some(secret) = &req.client_secret {
             let presented = client_secret_hash(secret.expose_secret());
             let mut ok = false;
-            for h in &principal.secret_hashes {
-                ok |= coffer_crypto::secret::ct_eq(h, &presented);
+            for stored in &principal.secrets {
+                ok |= coffer_crypto::secret::ct_eq(&stored.hash, &presented);
             }
             if !ok {
                 tracing::info!(client_id, "token refused: wrong client secret");
-                return Err(Error::InvalidClient(
-                    "Invalid client secret provided.".into(),
-                ));
+                return Err(Error::InvalidClient("Invalid client secret provided.".into()));
             }
         } else if let Some(assertion) = &req.client_assertion {
             if req.client_assertion_type.as_deref() != Some(JWT_BEARER) {
@@ -127,24 +116,14 @@ impl Hsm {
             let mut accepted = false;
             // The assertion's audience is the token endpoint as the client saw it advertised.
             for aud in [self.token_endpoint(), token_endpoint_seen.to_string()] {
-                if jwt::verify_client_assertion(
-                    assertion,
-                    &principal.certificates,
-                    &aud,
-                    client_id,
-                    now_u,
-                )
-                .is_ok()
-                {
+                if jwt::verify_client_assertion(assertion, &principal.certificates, &aud, client_id, now_u).is_ok() {
                     accepted = true;
                     break;
                 }
             }
             if !accepted {
                 tracing::info!(client_id, "token refused: client assertion rejected");
-                return Err(Error::InvalidClient(
-                    "The client assertion is invalid.".into(),
-                ));
+                return Err(Error::InvalidClient("The client assertion is invalid.".into()));
             }
         } else {
             return Err(invalid_request(
@@ -152,6 +131,7 @@ impl Hsm {
                 "client_secret or client_assertion is required.",
             ));
         }
+        let groups = self.store.groups_of(&principal.object_id).await?;
         let lifetime = self.config.token_lifetime_secs;
         let claims = serde_json::json!({
             "aud": audience,
@@ -165,6 +145,7 @@ impl Hsm {
             "appid": principal.client_id,
             "azp": principal.client_id,
             "idtyp": "app",
+            "groups": groups,
             "ver": "2.0",
         });
         let access_token = self.token_key.sign(&claims)?;
@@ -196,46 +177,20 @@ impl Hsm {
             Error::Unauthenticated
         })?;
         let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let object_id = s("oid")
-            .or_else(|| s("sub"))
-            .ok_or(Error::Unauthenticated)?;
+        let object_id = s("oid").or_else(|| s("sub")).ok_or(Error::Unauthenticated)?;
         let tenant_id = s("tid").ok_or(Error::Unauthenticated)?;
         let client_id = s("appid").or_else(|| s("azp")).unwrap_or_default();
+        let groups = claims
+            .get("groups")
+            .and_then(|g| g.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
         Ok(Principal {
             issuer,
             tenant_id,
             object_id,
             client_id,
+            groups,
         })
-    }
-
-    /// Registers a certificate credential (PEM) for a principal; returns its `x5t` thumbprint.
-    pub async fn add_certificate(
-        &self,
-        caller: &Principal,
-        object_id: &str,
-        pem: &str,
-    ) -> Result<String, Error> {
-        self.authorize(
-            caller,
-            crate::authz::DataAction::PrincipalsWrite,
-            &crate::authz::Scope::Root,
-        )?;
-        let ders = coffer_crypto::x509::certificates_from_pem(pem).map_err(|_| {
-            Error::BadParameter("certificate must be a PEM X.509 certificate".into())
-        })?;
-        let der = ders
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::BadParameter("no certificate in PEM".into()))?;
-        coffer_crypto::x509::check_client_certificate(&der).map_err(|e| {
-            Error::BadParameter(format!("certificate not usable as a credential: {e}"))
-        })?;
-        if !self.store.add_certificate(object_id, &der).await? {
-            return Err(Error::NotFound(format!(
-                "Principal '{object_id}' was not found."
-            )));
-        }
-        Ok(coffer_crypto::x509::thumbprint_sha1(&der))
     }
 }

@@ -11,7 +11,8 @@ use coffer_crypto::jwt::TokenSigningKey;
 
 use crate::Error;
 use crate::key::{KeyName, KeyType, KeyVersion};
-use crate::store::{InstanceRecord, PrincipalRecord};
+use crate::rbac::{RoleAssignment, Scope, builtin};
+use crate::store::{ClientSecretRecord, InstanceRecord, PrincipalRecord};
 
 /// Protects the domain secret at rest (a key file now; PKCS#11 in a later issue).
 pub trait SealProvider: Send + Sync {
@@ -67,9 +68,7 @@ impl std::fmt::Debug for DerivedKeys {
 impl DerivedKeys {
     /// Derives every internal key from the domain secret.
     pub fn derive(domain_secret: &SecretBytes) -> Result<Self, Error> {
-        let d = |info: &[u8]| {
-            coffer_crypto::kdf::hkdf_sha256(domain_secret, b"coffer-domain-v1", info, 32)
-        };
+        let d = |info: &[u8]| coffer_crypto::kdf::hkdf_sha256(domain_secret, b"coffer-domain-v1", info, 32);
         Ok(Self {
             material: d(b"coffer/key-material/v1")?,
             backup: d(b"coffer/key-backup/v1")?,
@@ -81,12 +80,7 @@ impl DerivedKeys {
 /// AAD binding sealed key material to its instance, key name, version and type.
 /// The name is lower-cased: key names are case-insensitive, and a version sealed under one spelling must open
 /// under another.
-pub fn material_aad(
-    instance_id: &str,
-    name: &KeyName,
-    version: &KeyVersion,
-    key_type: KeyType,
-) -> Vec<u8> {
+pub fn material_aad(instance_id: &str, name: &KeyName, version: &KeyVersion, key_type: KeyType) -> Vec<u8> {
     let name = name.as_str().to_ascii_lowercase();
     format!(
         "coffer/key/v1|{instance_id}|{name}|{}|{}",
@@ -113,6 +107,8 @@ pub struct CreateOptions {
     pub dev: bool,
     pub soft_delete_retention_days: i64,
     pub purge_protection: bool,
+    /// Object ids (principals or groups, of any trusted issuer) made Managed HSM Administrators at `/`.
+    pub administrators: Vec<String>,
 }
 
 /// The bootstrap administrator's credentials, returned once at creation.
@@ -162,23 +158,19 @@ pub fn client_secret_hash(secret: &[u8]) -> Vec<u8> {
 pub struct NewInstance {
     pub record: InstanceRecord,
     pub bootstrap: PrincipalRecord,
+    /// Administrator and Identity Administrator at `/` for the bootstrap principal; Administrator at `/` for
+    /// each configured administrator.
+    pub assignments: Vec<RoleAssignment>,
     pub credentials: BootstrapCredentials,
 }
 
 /// Creates a new instance: tenant id, domain secret (sealed), token-signing key (sealed under the domain secret)
 /// and the bootstrap service principal.
-pub fn new_instance(
-    seal: &dyn SealProvider,
-    options: &CreateOptions,
-    now: i64,
-) -> Result<NewInstance, Error> {
+pub fn new_instance(seal: &dyn SealProvider, options: &CreateOptions, now: i64) -> Result<NewInstance, Error> {
     let instance_id = new_uuid()?;
     let tenant_id = new_uuid()?;
     let domain_secret = coffer_crypto::random::secret(32)?;
-    let sealed_domain_secret = seal.seal(
-        &domain_secret_aad(&instance_id),
-        domain_secret.expose_secret(),
-    )?;
+    let sealed_domain_secret = seal.seal(&domain_secret_aad(&instance_id), domain_secret.expose_secret())?;
     let derived = DerivedKeys::derive(&domain_secret)?;
     let token_key = TokenSigningKey::generate()?;
     let sealed_token_key = coffer_crypto::seal::seal(
@@ -191,7 +183,11 @@ pub fn new_instance(
         object_id: new_uuid()?,
         client_id: new_uuid()?,
         display_name: "bootstrap-administrator".into(),
-        secret_hashes: vec![client_secret_hash(client_secret.expose_secret())],
+        secrets: vec![ClientSecretRecord {
+            id: new_uuid()?,
+            hash: client_secret_hash(client_secret.expose_secret()),
+            created: now,
+        }],
         certificates: Vec::new(),
         created: now,
     };
@@ -213,9 +209,26 @@ pub fn new_instance(
         purge_protection: options.purge_protection,
         bootstrap_object_id: bootstrap.object_id.clone(),
     };
+    let mut assignments = Vec::new();
+    let mut assign = |principal_id: &str, role: &str| -> Result<(), Error> {
+        assignments.push(RoleAssignment {
+            name: new_uuid()?,
+            scope: Scope::Root,
+            role_definition_id: role.to_string(),
+            principal_id: principal_id.to_string(),
+            created: now,
+        });
+        Ok(())
+    };
+    assign(&bootstrap.object_id, builtin::ADMINISTRATOR)?;
+    assign(&bootstrap.object_id, builtin::IDENTITY_ADMINISTRATOR)?;
+    for admin in &options.administrators {
+        assign(admin, builtin::ADMINISTRATOR)?;
+    }
     Ok(NewInstance {
         record,
         bootstrap,
+        assignments,
         credentials,
     })
 }

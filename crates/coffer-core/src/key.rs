@@ -12,10 +12,7 @@ pub struct KeyName(String);
 impl KeyName {
     /// Parses a key name.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        if s.is_empty()
-            || s.len() > 127
-            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
+        if s.is_empty() || s.len() > 127 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(Error::BadParameter(format!(
                 "The key name '{s}' is invalid: it must be 1 to 127 characters of 0-9, a-z, A-Z and '-'."
             )));
@@ -41,8 +38,7 @@ pub struct KeyVersion(String);
 impl KeyVersion {
     /// Parses a version id as it appears in a URL (case-insensitive; stored lowercase).
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| Self(s.to_ascii_lowercase()))
+        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Self(s.to_ascii_lowercase()))
     }
     /// A new random version.
     pub fn generate() -> Result<Self, Error> {
@@ -104,9 +100,7 @@ impl KeyType {
     pub fn allowed_ops(self) -> &'static [KeyOperation] {
         use KeyOperation::{Decrypt, Encrypt, Export, Import, Sign, UnwrapKey, Verify, WrapKey};
         match self {
-            Self::Rsa(_) => &[
-                Encrypt, Decrypt, Sign, Verify, WrapKey, UnwrapKey, Import, Export,
-            ],
+            Self::Rsa(_) => &[Encrypt, Decrypt, Sign, Verify, WrapKey, UnwrapKey, Import, Export],
             Self::Ec(_) => &[Sign, Verify, Import, Export],
             Self::Oct(_) => &[Encrypt, Decrypt, WrapKey, UnwrapKey, Import, Export],
         }
@@ -160,9 +154,7 @@ impl KeyOperation {
             "verify" => Self::Verify,
             "wrapKey" => Self::WrapKey,
             other => {
-                return Err(Error::BadParameter(format!(
-                    "Unknown key operation '{other}'."
-                )));
+                return Err(Error::BadParameter(format!("Unknown key operation '{other}'.")));
             }
         })
     }
@@ -235,14 +227,7 @@ mod tests {
         for ok in ["a", "key-1", "ABC-def-123", &"x".repeat(127)] {
             assert_eq!(KeyName::parse(ok).unwrap().as_str(), ok);
         }
-        for bad in [
-            "",
-            "under_score",
-            "dot.name",
-            "space name",
-            "ümlaut",
-            &"x".repeat(128),
-        ] {
+        for bad in ["", "under_score", "dot.name", "space name", "ümlaut", &"x".repeat(128)] {
             assert!(
                 matches!(KeyName::parse(bad), Err(Error::BadParameter(_))),
                 "{bad:?} accepted"
@@ -261,9 +246,7 @@ mod tests {
         );
         assert_ne!(v, KeyVersion::generate().unwrap());
         assert_eq!(
-            KeyVersion::parse("ABCDEF0123456789abcdef0123456789")
-                .unwrap()
-                .as_str(),
+            KeyVersion::parse("ABCDEF0123456789abcdef0123456789").unwrap().as_str(),
             "abcdef0123456789abcdef0123456789"
         );
         assert!(KeyVersion::parse("abc").is_none());
@@ -284,11 +267,7 @@ mod tests {
     #[test]
     fn key_operations_are_validated_per_type() {
         let names = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
-        let ops = KeyOperation::parse_list(
-            &names(&["sign", "verify", "sign"]),
-            KeyType::Ec(Curve::P256),
-        )
-        .unwrap();
+        let ops = KeyOperation::parse_list(&names(&["sign", "verify", "sign"]), KeyType::Ec(Curve::P256)).unwrap();
         assert_eq!(ops, vec![KeyOperation::Sign, KeyOperation::Verify]);
         assert!(KeyOperation::parse_list(&names(&["encrypt"]), KeyType::Ec(Curve::P256)).is_err());
         assert!(KeyOperation::parse_list(&names(&["sign"]), KeyType::Oct(256)).is_err());

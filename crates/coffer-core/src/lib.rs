@@ -3,7 +3,6 @@
 //! policy (what the at-rest AAD binds), the token service, and authorization. It does no I/O of its own: storage
 //! and time come in through the [`store::Store`] and [`clock::Clock`] ports, so no route can skip a rule.
 
-pub mod authz;
 pub mod cache;
 pub mod clock;
 pub mod error;
@@ -13,6 +12,7 @@ pub mod instance;
 pub mod key;
 pub mod ops;
 pub mod principal;
+pub mod rbac;
 pub mod store;
 
 pub use error::Error;

@@ -11,4 +11,15 @@ pub struct Principal {
     pub object_id: String,
     /// Application (client) id (`appid`/`azp`).
     pub client_id: String,
+    /// Object ids of the groups the token names (`groups` claim).
+    pub groups: Vec<String>,
+}
+
+impl Principal {
+    /// The object ids role assignments may name for this caller: its own and its groups'.
+    pub fn assignee_ids(&self) -> Vec<String> {
+        let mut ids = vec![self.object_id.clone()];
+        ids.extend(self.groups.iter().cloned());
+        ids
+    }
 }

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 
 use crate::Error;
 use crate::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
+use crate::rbac::{RoleAssignment, RoleDefinition};
 
 /// The instance row, written once at creation.
 #[derive(Debug, Clone)]
@@ -29,11 +30,31 @@ pub struct PrincipalRecord {
     pub object_id: String,
     pub client_id: String,
     pub display_name: String,
-    /// SHA-256 of each client secret (secrets are 256-bit random, so a fast hash is enough).
-    pub secret_hashes: Vec<Vec<u8>>,
+    /// The client secrets, stored as SHA-256 hashes (secrets are 240-bit random, so a fast hash is enough).
+    pub secrets: Vec<ClientSecretRecord>,
     /// DER of each registered certificate credential.
     pub certificates: Vec<Vec<u8>>,
     pub created: i64,
+}
+
+/// A stored client secret.
+#[derive(Debug, Clone)]
+pub struct ClientSecretRecord {
+    /// Identifies the secret for deletion (never the secret itself).
+    pub id: String,
+    /// SHA-256 of the secret.
+    pub hash: Vec<u8>,
+    pub created: i64,
+}
+
+/// A group of principals.
+#[derive(Debug, Clone)]
+pub struct GroupRecord {
+    pub object_id: String,
+    pub display_name: String,
+    pub created: i64,
+    /// Object ids of the members.
+    pub members: Vec<String>,
 }
 
 /// How a new key version is written.
@@ -50,20 +71,18 @@ pub enum NewVersionMode {
 pub trait Store: Send + Sync + 'static {
     /// The instance row, if the instance exists.
     async fn instance(&self) -> Result<Option<InstanceRecord>, Error>;
-    /// Creates the instance together with its bootstrap principal. Fails if an instance exists.
+    /// Creates the instance together with its bootstrap principal and initial role assignments. Fails if an
+    /// instance exists.
     async fn create_instance(
         &self,
         instance: &InstanceRecord,
         bootstrap: &PrincipalRecord,
+        assignments: &[RoleAssignment],
     ) -> Result<(), Error>;
 
     /// Writes new versions of a key (one for create/import; all of them for restore), making the last the latest.
     /// Returns the key's stored name (names are case-insensitive; the first spelling is kept).
-    async fn insert_versions(
-        &self,
-        versions: &[KeyVersionRecord],
-        mode: NewVersionMode,
-    ) -> Result<KeyName, Error>;
+    async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error>;
     /// A version of a live key (`None` = latest).
     async fn key_version(
         &self,
@@ -73,11 +92,7 @@ pub trait Store: Send + Sync + 'static {
     /// All versions of a live key, oldest first.
     async fn all_versions(&self, name: &KeyName) -> Result<Vec<KeyVersionRecord>, Error>;
     /// Latest versions of live keys with names greater than `after`, by name, at most `limit`.
-    async fn list_keys(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<KeyVersionRecord>, Error>;
+    async fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyVersionRecord>, Error>;
     /// Versions of a live key with version ids greater than `after`, at most `limit`.
     async fn list_versions(
         &self,
@@ -88,29 +103,64 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the mutable fields (key_ops, attributes, tags, release policy) of one version.
     async fn update_version(&self, record: &KeyVersionRecord) -> Result<(), Error>;
     /// Soft-deletes a live key (all versions). Returns the latest version, or `None` if there is no live key.
-    async fn soft_delete(
-        &self,
-        name: &KeyName,
-        deletion: Deletion,
-    ) -> Result<Option<KeyVersionRecord>, Error>;
+    async fn soft_delete(&self, name: &KeyName, deletion: Deletion) -> Result<Option<KeyVersionRecord>, Error>;
     /// A soft-deleted key.
     async fn deleted_key(&self, name: &KeyName) -> Result<Option<DeletedKey>, Error>;
     /// Soft-deleted keys with names greater than `after`, at most `limit`.
-    async fn list_deleted(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<DeletedKey>, Error>;
+    async fn list_deleted(&self, after: Option<&str>, limit: usize) -> Result<Vec<DeletedKey>, Error>;
     /// Recovers a soft-deleted key. Returns its latest version, or `None` if it is not deleted.
     async fn recover(&self, name: &KeyName) -> Result<Option<KeyVersionRecord>, Error>;
     /// Permanently removes a soft-deleted key. Returns false if there was none.
     async fn purge(&self, name: &KeyName) -> Result<bool, Error>;
 
     /// A principal by client id.
-    async fn principal_by_client_id(
-        &self,
-        client_id: &str,
-    ) -> Result<Option<PrincipalRecord>, Error>;
+    async fn principal_by_client_id(&self, client_id: &str) -> Result<Option<PrincipalRecord>, Error>;
     /// Adds a certificate credential to a principal. Returns false if the principal does not exist.
     async fn add_certificate(&self, object_id: &str, der: &[u8]) -> Result<bool, Error>;
+    /// A principal by object id.
+    async fn principal(&self, object_id: &str) -> Result<Option<PrincipalRecord>, Error>;
+    /// All principals, by object id.
+    async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, Error>;
+    /// Creates a principal with its secrets. A taken client id or object id is a conflict.
+    async fn create_principal(&self, principal: &PrincipalRecord) -> Result<(), Error>;
+    /// Deletes a principal, its credentials, its group memberships and the role assignments naming it.
+    /// Returns false if it did not exist.
+    async fn delete_principal(&self, object_id: &str) -> Result<bool, Error>;
+    /// Adds a client secret. Returns false if the principal does not exist.
+    async fn add_secret(&self, object_id: &str, secret: &ClientSecretRecord) -> Result<bool, Error>;
+    /// Removes a client secret. Returns false if there was no such secret.
+    async fn delete_secret(&self, object_id: &str, secret_id: &str) -> Result<bool, Error>;
+
+    /// Creates a group. A taken object id is a conflict.
+    async fn create_group(&self, group: &GroupRecord) -> Result<(), Error>;
+    /// A group with its members.
+    async fn group(&self, object_id: &str) -> Result<Option<GroupRecord>, Error>;
+    /// All groups with their members.
+    async fn list_groups(&self) -> Result<Vec<GroupRecord>, Error>;
+    /// Deletes a group, its memberships and the role assignments naming it. Returns false if it did not exist.
+    async fn delete_group(&self, object_id: &str) -> Result<bool, Error>;
+    /// Adds a member (idempotent). Returns false if the group does not exist.
+    async fn add_group_member(&self, group_id: &str, member_id: &str) -> Result<bool, Error>;
+    /// Removes a member. Returns false if it was not a member.
+    async fn remove_group_member(&self, group_id: &str, member_id: &str) -> Result<bool, Error>;
+    /// Object ids of the groups `member_id` belongs to.
+    async fn groups_of(&self, member_id: &str) -> Result<Vec<String>, Error>;
+
+    /// Custom role definitions.
+    async fn custom_roles(&self) -> Result<Vec<RoleDefinition>, Error>;
+    /// A custom role definition by GUID.
+    async fn custom_role(&self, id: &str) -> Result<Option<RoleDefinition>, Error>;
+    /// Creates or replaces a custom role definition. At most `limit` custom roles may exist.
+    async fn put_custom_role(&self, role: &RoleDefinition, now: i64, limit: usize) -> Result<(), Error>;
+    /// Deletes a custom role. Conflict if an assignment references it; `None` if it did not exist.
+    async fn delete_custom_role(&self, id: &str) -> Result<Option<RoleDefinition>, Error>;
+    /// Role assignments, all or only those naming one of `principal_ids`.
+    async fn role_assignments(&self, principal_ids: Option<&[String]>) -> Result<Vec<RoleAssignment>, Error>;
+    /// One role assignment by name.
+    async fn role_assignment(&self, name: &str) -> Result<Option<RoleAssignment>, Error>;
+    /// Creates a role assignment. A taken name is a conflict; the role definition must exist (built-in roles
+    /// are checked by core, custom ones here, in the same transaction).
+    async fn create_role_assignment(&self, assignment: &RoleAssignment, custom_role: bool) -> Result<(), Error>;
+    /// Deletes a role assignment, returning it.
+    async fn delete_role_assignment(&self, name: &str) -> Result<Option<RoleAssignment>, Error>;
 }

@@ -2,8 +2,8 @@
 //! key wrap with padding, for 128-, 192- and 256-bit keys.
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{
-    self, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext,
-    PaddedBlockDecryptingKey, PaddedBlockEncryptingKey, UnboundCipherKey,
+    self, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, PaddedBlockDecryptingKey,
+    PaddedBlockEncryptingKey, UnboundCipherKey,
 };
 use aws_lc_rs::iv::FixedLength;
 use aws_lc_rs::key_wrap::{self, AesKek, KeyWrap, KeyWrapPadded};
@@ -62,9 +62,7 @@ fn mode_for_key(alg: EncryptionAlgorithm, key: &SecretBytes) -> Result<Mode, Err
             alg: alg.name(),
             reason: "the AES key size does not match the algorithm",
         }),
-        _ if !matches!(key.len(), 16 | 24 | 32) => {
-            Err(Error::InvalidKey("AES key must be 16, 24 or 32 bytes"))
-        }
+        _ if !matches!(key.len(), 16 | 24 | 32) => Err(Error::InvalidKey("AES key must be 16, 24 or 32 bytes")),
         _ => Ok(mode),
     }
 }
@@ -124,9 +122,7 @@ pub(crate) fn decrypt(
 /// Key wrap takes no IV, AAD or tag.
 fn reject_params(params: &CipherParams<'_>) -> Result<(), Error> {
     if params.iv.is_some() || params.aad.is_some() || params.tag.is_some() {
-        return Err(Error::InvalidParameter(
-            "AES key wrap takes no iv, aad or tag",
-        ));
+        return Err(Error::InvalidParameter("AES key wrap takes no iv, aad or tag"));
     }
     Ok(())
 }
@@ -144,11 +140,7 @@ fn gcm_key(key: &SecretBytes) -> Result<LessSafeKey, Error> {
     Ok(LessSafeKey::new(key))
 }
 
-fn gcm_encrypt(
-    key: &SecretBytes,
-    plaintext: &[u8],
-    params: &CipherParams<'_>,
-) -> Result<CipherOutput, Error> {
+fn gcm_encrypt(key: &SecretBytes, plaintext: &[u8], params: &CipherParams<'_>) -> Result<CipherOutput, Error> {
     if params.iv.is_some() {
         return Err(Error::InvalidParameter(
             "the service generates the GCM iv; do not send one",
@@ -162,11 +154,7 @@ fn gcm_encrypt(
     let aad = params.aad.unwrap_or_default();
     let mut buf = Zeroizing::new(plaintext.to_vec());
     let tag = key
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(aad),
-            &mut buf,
-        )
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
         .map_err(|_| Error::InvalidParameter("GCM input too long"))?;
     // `buf` now holds ciphertext, which is public.
     let value = std::mem::take(&mut *buf);
@@ -177,19 +165,10 @@ fn gcm_encrypt(
     })
 }
 
-fn gcm_decrypt(
-    key: &SecretBytes,
-    ciphertext: &[u8],
-    params: &CipherParams<'_>,
-) -> Result<SecretBytes, Error> {
-    let iv = params
-        .iv
-        .ok_or(Error::InvalidParameter("GCM decrypt needs the iv"))?;
-    let nonce = Nonce::try_assume_unique_for_key(iv)
-        .map_err(|_| Error::InvalidParameter("GCM iv must be 12 bytes"))?;
-    let tag = params
-        .tag
-        .ok_or(Error::InvalidParameter("GCM decrypt needs the tag"))?;
+fn gcm_decrypt(key: &SecretBytes, ciphertext: &[u8], params: &CipherParams<'_>) -> Result<SecretBytes, Error> {
+    let iv = params.iv.ok_or(Error::InvalidParameter("GCM decrypt needs the iv"))?;
+    let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| Error::InvalidParameter("GCM iv must be 12 bytes"))?;
+    let tag = params.tag.ok_or(Error::InvalidParameter("GCM decrypt needs the tag"))?;
     if tag.len() != TAG_LEN {
         return Err(Error::InvalidParameter("GCM tag must be 16 bytes"));
     }
@@ -225,11 +204,8 @@ fn cbc_iv(params: &CipherParams<'_>) -> Result<FixedLength<BLOCK_LEN>, Error> {
     if params.tag.is_some() {
         return Err(Error::InvalidParameter("a tag is only valid for GCM"));
     }
-    let iv = params
-        .iv
-        .ok_or(Error::InvalidParameter("CBC needs a 16-byte iv"))?;
-    FixedLength::<BLOCK_LEN>::try_from(iv)
-        .map_err(|_| Error::InvalidParameter("CBC iv must be 16 bytes"))
+    let iv = params.iv.ok_or(Error::InvalidParameter("CBC needs a 16-byte iv"))?;
+    FixedLength::<BLOCK_LEN>::try_from(iv).map_err(|_| Error::InvalidParameter("CBC iv must be 16 bytes"))
 }
 
 fn cbc_encrypt(
@@ -240,8 +216,7 @@ fn cbc_encrypt(
 ) -> Result<CipherOutput, Error> {
     let iv = cbc_iv(params)?;
     let iv_out = iv.as_ref().to_vec();
-    let unbound = UnboundCipherKey::new(cbc_algorithm(key)?, key.expose_secret())
-        .map_err(|_| Error::Unspecified)?;
+    let unbound = UnboundCipherKey::new(cbc_algorithm(key)?, key.expose_secret()).map_err(|_| Error::Unspecified)?;
     let context = EncryptionContext::Iv128(iv);
     // Reserve room for the padding block up front, so that padding never reallocates (which would leave a
     // plaintext copy in freed memory).
@@ -278,8 +253,7 @@ fn cbc_decrypt(
     padded: bool,
 ) -> Result<SecretBytes, Error> {
     let iv = cbc_iv(params)?;
-    let unbound = UnboundCipherKey::new(cbc_algorithm(key)?, key.expose_secret())
-        .map_err(|_| Error::Unspecified)?;
+    let unbound = UnboundCipherKey::new(cbc_algorithm(key)?, key.expose_secret()).map_err(|_| Error::Unspecified)?;
     let context = DecryptionContext::Iv128(iv);
     let mut buf = SecretBytes::new(ciphertext.to_vec());
     let len = if padded {

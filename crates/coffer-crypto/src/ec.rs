@@ -1,8 +1,7 @@
 //! EC keys (P-256, P-256K = secp256k1, P-384, P-521): ECDSA over caller-supplied digests, raw `r || s` output.
 use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::signature::{
-    self, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair,
-    UnparsedPublicKey,
+    self, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair, UnparsedPublicKey,
 };
 
 use crate::keys::{Curve, SignatureAlgorithm};
@@ -16,8 +15,7 @@ pub(crate) struct EcKey {
 
 impl EcKey {
     pub(crate) fn generate(curve: Curve) -> Result<Self, Error> {
-        let pair =
-            EcdsaKeyPair::generate(signing_algorithm(curve)).map_err(|_| Error::Unspecified)?;
+        let pair = EcdsaKeyPair::generate(signing_algorithm(curve)).map_err(|_| Error::Unspecified)?;
         Ok(Self { curve, pair })
     }
 
@@ -30,27 +28,15 @@ impl EcKey {
 
     /// Imports `d` with the public point (x, y). Shorter values are left-padded with zeros (some encoders strip
     /// them); AWS-LC checks that the point is on the curve and equals `d·G`.
-    pub(crate) fn from_components(
-        curve: Curve,
-        d: &SecretBytes,
-        x: &[u8],
-        y: &[u8],
-    ) -> Result<Self, Error> {
+    pub(crate) fn from_components(curve: Curve, d: &SecretBytes, x: &[u8], y: &[u8]) -> Result<Self, Error> {
         let len = curve.coordinate_len();
         let d = SecretBytes::new(
-            left_pad(d.expose_secret(), len)
-                .ok_or(Error::InvalidKey("EC d is too long for the curve"))?,
+            left_pad(d.expose_secret(), len).ok_or(Error::InvalidKey("EC d is too long for the curve"))?,
         );
         let point = uncompressed_point(curve, x, y)?;
-        let pair = EcdsaKeyPair::from_private_key_and_public_key(
-            signing_algorithm(curve),
-            d.expose_secret(),
-            &point,
-        )
-        .map_err(|_| {
-            Error::InvalidKey(
-                "EC private key and public point do not match or are not on the curve",
-            )
+        let pair = EcdsaKeyPair::from_private_key_and_public_key(signing_algorithm(curve), d.expose_secret(), &point)
+            .map_err(|_| {
+            Error::InvalidKey("EC private key and public point do not match or are not on the curve")
         })?;
         Ok(Self { curve, pair })
     }
@@ -76,27 +62,13 @@ impl EcKey {
 
     pub(crate) fn sign(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>, Error> {
         let digest = import_digest(self.curve, alg, digest)?;
-        let sig = self
-            .pair
-            .sign_digest(&digest)
-            .map_err(|_| Error::Unspecified)?;
+        let sig = self.pair.sign_digest(&digest).map_err(|_| Error::Unspecified)?;
         Ok(sig.as_ref().to_vec())
     }
 
     /// Verifies with this key's public point (the same path as a public-key-only verify).
-    pub(crate) fn verify(
-        &self,
-        alg: SignatureAlgorithm,
-        digest: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, Error> {
-        verify_with_point(
-            self.curve,
-            self.pair.public_key().as_ref(),
-            alg,
-            digest,
-            signature,
-        )
+    pub(crate) fn verify(&self, alg: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<bool, Error> {
+        verify_with_point(self.curve, self.pair.public_key().as_ref(), alg, digest, signature)
     }
 }
 

@@ -6,10 +6,7 @@
 pub enum Error {
     /// The algorithm cannot be used with this key type or size (e.g. RS256 on an EC key).
     #[error("algorithm {alg} is not valid for this key: {reason}")]
-    AlgorithmMismatch {
-        alg: &'static str,
-        reason: &'static str,
-    },
+    AlgorithmMismatch { alg: &'static str, reason: &'static str },
     /// Authentication failed while opening sealed data, decrypting (GCM tag, padding, RSA) or unwrapping.
     /// One variant for all of these so that callers cannot leak a padding oracle.
     #[error("decryption failed")]

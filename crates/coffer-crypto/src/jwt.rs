@@ -54,22 +54,17 @@ impl std::fmt::Debug for TokenSigningKey {
 impl TokenSigningKey {
     /// A new P-256 key.
     pub fn generate() -> Result<Self, Error> {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-            .map_err(|_| Error::Unspecified)?;
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| Error::Unspecified)?;
         let doc = pair.to_pkcs8v1().map_err(|_| Error::Unspecified)?;
         Self::from_pkcs8(&SecretBytes::new(doc.as_ref().to_vec()))
     }
     /// Loads from PKCS#8 DER (as produced by `to_pkcs8`).
     pub fn from_pkcs8(der: &SecretBytes) -> Result<Self, Error> {
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.expose_secret())
-            .map_err(|_| {
-                Error::InvalidKey("token signing key must be a P-256 PKCS#8 private key")
-            })?;
+            .map_err(|_| Error::InvalidKey("token signing key must be a P-256 PKCS#8 private key"))?;
         // Uncompressed SEC1 point: 0x04 || x || y.
         let point = pair.public_key().as_ref();
-        let x = point
-            .get(1..1 + P256_COORDINATE_LEN)
-            .ok_or(Error::Unspecified)?;
+        let x = point.get(1..1 + P256_COORDINATE_LEN).ok_or(Error::Unspecified)?;
         let y = point
             .get(1 + P256_COORDINATE_LEN..1 + 2 * P256_COORDINATE_LEN)
             .ok_or(Error::Unspecified)?;
@@ -142,8 +137,8 @@ pub struct TokenValidation<'a> {
 /// cannot parse are ignored. A key whose `alg` or `use` is present must allow this token's algorithm and
 /// signatures; an EC key's curve must match the algorithm (ES256: P-256, ES384: P-384).
 pub fn verify(token: &str, jwks: &Value, validation: &TokenValidation<'_>) -> Result<Value, Error> {
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|_| rejected("malformed token or unsupported algorithm"))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| rejected("malformed token or unsupported algorithm"))?;
     let alg = header.alg;
     if !BEARER_ALGORITHMS.contains(&alg) {
         return Err(rejected("algorithm not allowed"));
@@ -181,8 +176,8 @@ pub fn verify_client_assertion(
     client_id: &str,
     now: u64,
 ) -> Result<Value, Error> {
-    let header = jsonwebtoken::decode_header(token)
-        .map_err(|_| rejected("malformed token or unsupported algorithm"))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| rejected("malformed token or unsupported algorithm"))?;
     let alg = header.alg;
     if !matches!(alg, Algorithm::RS256 | Algorithm::PS256) {
         return Err(rejected("client assertions must use RS256 or PS256"));
@@ -233,12 +228,8 @@ fn map_jsonwebtoken_error(err: jsonwebtoken::errors::Error) -> Error {
         ErrorKind::InvalidIssuer => "issuer not accepted",
         ErrorKind::InvalidAudience => "audience not accepted",
         ErrorKind::InvalidSubject => "subject not accepted",
-        ErrorKind::InvalidAlgorithm | ErrorKind::UnsupportedAlgorithm => {
-            "algorithm not allowed for this key"
-        }
-        ErrorKind::InvalidKeyFormat | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidEcdsaKey => {
-            "unusable key"
-        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::UnsupportedAlgorithm => "algorithm not allowed for this key",
+        ErrorKind::InvalidKeyFormat | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidEcdsaKey => "unusable key",
         _ => "malformed token",
     };
     rejected(reason)
@@ -257,8 +248,7 @@ fn select_jwk(jwks: &Value, kid: Option<&str>) -> Result<Jwk, Error> {
             .find_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
             .ok_or(rejected("no key with the token's kid")),
         None => match keys.as_slice() {
-            [only] => serde_json::from_value::<Jwk>(only.clone())
-                .map_err(|_| rejected("unusable key in the key set")),
+            [only] => serde_json::from_value::<Jwk>(only.clone()).map_err(|_| rejected("unusable key in the key set")),
             _ => Err(rejected(
                 "token has no kid and the key set does not hold exactly one key",
             )),
@@ -279,33 +269,20 @@ fn check_jwk_fits(jwk: &Jwk, alg: Algorithm) -> Result<(), Error> {
         return Err(rejected("key does not allow the token's algorithm"));
     }
     let fits = match (&jwk.algorithm, alg) {
-        (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) => {
-            true
-        }
-        (AlgorithmParameters::RSA(_), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => {
-            true
-        }
-        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
-            ec.curve == EllipticCurve::P256
-        }
-        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES384) => {
-            ec.curve == EllipticCurve::P384
-        }
+        (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) => true,
+        (AlgorithmParameters::RSA(_), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => true,
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => ec.curve == EllipticCurve::P256,
+        (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES384) => ec.curve == EllipticCurve::P384,
         _ => false,
     };
     if !fits {
-        return Err(rejected(
-            "key type or curve does not match the token's algorithm",
-        ));
+        return Err(rejected("key type or curve does not match the token's algorithm"));
     }
     Ok(())
 }
 
 /// Finds the certificate named by the header's `x5t#S256` and/or `x5t`.
-fn select_certificate<'c>(
-    header: &Header,
-    certificates_der: &'c [Vec<u8>],
-) -> Result<&'c [u8], Error> {
+fn select_certificate<'c>(header: &Header, certificates_der: &'c [Vec<u8>]) -> Result<&'c [u8], Error> {
     let by_sha256 = match &header.x5t_s256 {
         Some(t) => {
             let t = decode_thumbprint(t)?;
@@ -349,8 +326,8 @@ fn decode_thumbprint(t: &str) -> Result<Vec<u8>, Error> {
 
 /// The RSA public key in a certificate's SubjectPublicKeyInfo (2048..=8192 bits, as AWS-LC accepts).
 fn certificate_rsa_public_key(der: &[u8]) -> Result<aws_lc_rs::rsa::PublicKey, Error> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|_| rejected("registered certificate does not parse"))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| rejected("registered certificate does not parse"))?;
     aws_lc_rs::rsa::PublicKey::from_der(cert.public_key().raw)
         .map_err(|_| rejected("registered certificate has no usable RSA key (2048 bits or more)"))
 }
@@ -404,8 +381,6 @@ fn numeric_date(claims: &Value, name: &'static str) -> Result<Option<u64>, Error
             let secs = v as u64;
             Ok(Some(secs))
         }
-        _ => Err(Error::TokenRejected(format!(
-            "claim {name} is not a valid NumericDate"
-        ))),
+        _ => Err(Error::TokenRejected(format!("claim {name} is not a valid NumericDate"))),
     }
 }

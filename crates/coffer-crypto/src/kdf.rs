@@ -9,16 +9,9 @@ const MAX_OUTPUT_LEN: usize = 255 * 32;
 /// HKDF-SHA256 extract-and-expand. `info` names the purpose (e.g. b"coffer/key-material/v1").
 ///
 /// `len` must be between 1 and 8160 bytes, otherwise `Error::InvalidParameter`.
-pub fn hkdf_sha256(
-    ikm: &SecretBytes,
-    salt: &[u8],
-    info: &[u8],
-    len: usize,
-) -> Result<SecretBytes, Error> {
+pub fn hkdf_sha256(ikm: &SecretBytes, salt: &[u8], info: &[u8], len: usize) -> Result<SecretBytes, Error> {
     if len == 0 || len > MAX_OUTPUT_LEN {
-        return Err(Error::InvalidParameter(
-            "HKDF output length must be 1..=8160 bytes",
-        ));
+        return Err(Error::InvalidParameter("HKDF output length must be 1..=8160 bytes"));
     }
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(ikm.expose_secret());
     let info = [info];
@@ -26,8 +19,7 @@ pub fn hkdf_sha256(
         .expand(&info, OutputLen(len))
         .map_err(|_| Error::InvalidParameter("HKDF output length"))?;
     let mut out = SecretBytes::new(vec![0u8; len]);
-    okm.fill(out.expose_secret_mut())
-        .map_err(|_| Error::Unspecified)?;
+    okm.fill(out.expose_secret_mut()).map_err(|_| Error::Unspecified)?;
     Ok(out)
 }
 

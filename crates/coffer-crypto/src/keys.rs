@@ -202,9 +202,7 @@ impl SignatureAlgorithm {
     pub fn family(self) -> KeyFamily {
         match self {
             Self::Es256 | Self::Es256K | Self::Es384 | Self::Es512 => KeyFamily::Ec,
-            Self::Ps256 | Self::Ps384 | Self::Ps512 | Self::Rs256 | Self::Rs384 | Self::Rs512 => {
-                KeyFamily::Rsa
-            }
+            Self::Ps256 | Self::Ps384 | Self::Ps512 | Self::Rs256 | Self::Rs384 | Self::Rs512 => KeyFamily::Rsa,
         }
     }
     /// The curve an ECDSA algorithm needs; `None` for RSA algorithms.
@@ -214,9 +212,7 @@ impl SignatureAlgorithm {
             Self::Es256K => Some(Curve::P256K),
             Self::Es384 => Some(Curve::P384),
             Self::Es512 => Some(Curve::P521),
-            Self::Ps256 | Self::Ps384 | Self::Ps512 | Self::Rs256 | Self::Rs384 | Self::Rs512 => {
-                None
-            }
+            Self::Ps256 | Self::Ps384 | Self::Ps512 | Self::Rs256 | Self::Rs384 | Self::Rs512 => None,
         }
     }
 }
@@ -262,12 +258,7 @@ impl PublicKey {
     /// [`PrivateKey::verify`], which goes through this code. A wrong signature is `Ok(false)`; a wrong algorithm for
     /// the key, a wrong digest length or an unusable public key (`InvalidKey`) is an `Err`. EC coordinates shorter
     /// than the curve size are left-padded.
-    pub fn verify(
-        &self,
-        alg: SignatureAlgorithm,
-        digest: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, Error> {
+    pub fn verify(&self, alg: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<bool, Error> {
         match self {
             Self::Ec { curve, x, y } => {
                 let point = ec::uncompressed_point(*curve, x, y)?;
@@ -339,9 +330,7 @@ impl PrivateKey {
             192 => 24,
             256 => 32,
             _ => {
-                return Err(Error::InvalidParameter(
-                    "AES key size must be 128, 192 or 256 bits",
-                ));
+                return Err(Error::InvalidParameter("AES key size must be 128, 192 or 256 bits"));
             }
         };
         Ok(Self {
@@ -421,11 +410,7 @@ impl PrivateKey {
         }
     }
     /// The inverse of `to_storage_bytes`. `curve` is required for EC.
-    pub fn from_storage_bytes(
-        family: KeyFamily,
-        curve: Option<Curve>,
-        bytes: &[u8],
-    ) -> Result<Self, Error> {
+    pub fn from_storage_bytes(family: KeyFamily, curve: Option<Curve>, bytes: &[u8]) -> Result<Self, Error> {
         let material = match family {
             KeyFamily::Ec => {
                 let curve = curve.ok_or(Error::InvalidParameter("an EC key needs its curve"))?;
@@ -484,12 +469,7 @@ impl PrivateKey {
     }
     /// Verifies a signature over a digest. A wrong signature is `Ok(false)`; a wrong algorithm for the key
     /// or a wrong digest length is an `Err`.
-    pub fn verify(
-        &self,
-        alg: SignatureAlgorithm,
-        digest: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, Error> {
+    pub fn verify(&self, alg: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<bool, Error> {
         match &self.material {
             Material::Ec(key) => key.verify(alg, digest, signature),
             Material::Rsa(key) => key.verify(alg, digest, signature),
@@ -510,9 +490,7 @@ impl PrivateKey {
 /// RSA encryption takes no IV, AAD or tag.
 fn reject_params(params: &CipherParams<'_>) -> Result<(), Error> {
     if params.iv.is_some() || params.aad.is_some() || params.tag.is_some() {
-        return Err(Error::InvalidParameter(
-            "RSA encryption takes no iv, aad or tag",
-        ));
+        return Err(Error::InvalidParameter("RSA encryption takes no iv, aad or tag"));
     }
     Ok(())
 }

@@ -9,8 +9,8 @@
 use std::mem::MaybeUninit;
 
 use aws_lc_sys::{
-    AES_KEY, AES_set_decrypt_key, AES_set_encrypt_key, AES_unwrap_key, AES_unwrap_key_padded,
-    AES_wrap_key, AES_wrap_key_padded, OPENSSL_cleanse,
+    AES_KEY, AES_set_decrypt_key, AES_set_encrypt_key, AES_unwrap_key, AES_unwrap_key_padded, AES_wrap_key,
+    AES_wrap_key_padded, OPENSSL_cleanse,
 };
 
 use crate::{Error, SecretBytes};
@@ -27,9 +27,7 @@ impl KeySchedule {
     /// Expands `kek` for encryption (`for_encryption`) or decryption.
     fn new(kek: &[u8], for_encryption: bool) -> Result<Self, Error> {
         if kek.len() != KEY_LEN {
-            return Err(Error::InvalidParameter(
-                "AES-192 key wrap needs a 24-byte key",
-            ));
+            return Err(Error::InvalidParameter("AES-192 key wrap needs a 24-byte key"));
         }
         // Zero-initialised, so the value is fully initialised whatever parts of it AWS-LC writes.
         let mut schedule = MaybeUninit::<AES_KEY>::zeroed();
@@ -57,10 +55,7 @@ impl Drop for KeySchedule {
         // SAFETY: `self.0` is a live, writable `AES_KEY`; OPENSSL_cleanse overwrites exactly
         // `size_of::<AES_KEY>()` bytes starting at its address, and every bit pattern is a valid `AES_KEY`.
         unsafe {
-            OPENSSL_cleanse(
-                (&raw mut self.0).cast::<std::ffi::c_void>(),
-                size_of::<AES_KEY>(),
-            );
+            OPENSSL_cleanse((&raw mut self.0).cast::<std::ffi::c_void>(), size_of::<AES_KEY>());
         }
     }
 }
@@ -152,9 +147,7 @@ pub(crate) fn wrap_padded(kek: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error
         )
     };
     if rc != 1 || written > max_out {
-        return Err(Error::InvalidParameter(
-            "key wrap with padding input rejected",
-        ));
+        return Err(Error::InvalidParameter("key wrap with padding input rejected"));
     }
     out.truncate(written);
     Ok(out)
@@ -185,9 +178,6 @@ pub(crate) fn unwrap_padded(kek: &[u8], ciphertext: &[u8]) -> Result<SecretBytes
     if rc != 1 {
         return Err(Error::DecryptFailed);
     }
-    let plaintext = out
-        .expose_secret()
-        .get(..written)
-        .ok_or(Error::DecryptFailed)?;
+    let plaintext = out.expose_secret().get(..written).ok_or(Error::DecryptFailed)?;
     Ok(SecretBytes::new(plaintext.to_vec()))
 }

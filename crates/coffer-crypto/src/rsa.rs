@@ -5,9 +5,9 @@
 use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::{
-    KeyPairComponents, KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm,
-    OaepPrivateDecryptingKey, OaepPublicEncryptingKey, Pkcs1PrivateDecryptingKey,
-    Pkcs1PublicEncryptingKey, PrivateDecryptingKey, PublicKeyComponents,
+    KeyPairComponents, KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
+    OaepPublicEncryptingKey, Pkcs1PrivateDecryptingKey, Pkcs1PublicEncryptingKey, PrivateDecryptingKey,
+    PublicKeyComponents,
 };
 use aws_lc_rs::signature::{self, KeyPair, RsaEncoding, RsaKeyPair, RsaParameters};
 
@@ -33,9 +33,7 @@ impl RsaKey {
             3072 => KeySize::Rsa3072,
             4096 => KeySize::Rsa4096,
             _ => {
-                return Err(Error::InvalidParameter(
-                    "RSA key size must be 2048, 3072 or 4096 bits",
-                ));
+                return Err(Error::InvalidParameter("RSA key size must be 2048, 3072 or 4096 bits"));
             }
         };
         let pair = RsaKeyPair::generate(size).map_err(|_| Error::Unspecified)?;
@@ -44,8 +42,7 @@ impl RsaKey {
 
     /// Parses an unencrypted PKCS#8 `PrivateKeyInfo`.
     pub(crate) fn from_pkcs8(der: &[u8]) -> Result<Self, Error> {
-        let pair = RsaKeyPair::from_pkcs8(der)
-            .map_err(|_| Error::InvalidKey("not a valid RSA PKCS#8 private key"))?;
+        let pair = RsaKeyPair::from_pkcs8(der).map_err(|_| Error::InvalidKey("not a valid RSA PKCS#8 private key"))?;
         Self::from_signing_pair(pair)
     }
 
@@ -65,9 +62,8 @@ impl RsaKey {
             dQ: c.dq.expose_secret(),
             qInv: c.qi.expose_secret(),
         };
-        let pair = RsaKeyPair::from_components(&components).map_err(|_| {
-            Error::InvalidKey("inconsistent or unsupported RSA key components (2048..=8192 bits)")
-        })?;
+        let pair = RsaKeyPair::from_components(&components)
+            .map_err(|_| Error::InvalidKey("inconsistent or unsupported RSA key components (2048..=8192 bits)"))?;
         Self::from_signing_pair(pair)
     }
 
@@ -105,19 +101,13 @@ impl RsaKey {
     }
 
     /// Encrypts with the public key.
-    pub(crate) fn encrypt(
-        &self,
-        alg: EncryptionAlgorithm,
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, Error> {
+    pub(crate) fn encrypt(&self, alg: EncryptionAlgorithm, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let public = self.decrypting.public_key();
         let mut out = vec![0u8; public.key_size_bytes()];
         let written = if let Some(oaep) = oaep_algorithm(alg) {
             let key = OaepPublicEncryptingKey::new(public).map_err(|_| Error::Unspecified)?;
             if plaintext.len() > key.max_plaintext_size(oaep) {
-                return Err(Error::InvalidParameter(
-                    "plaintext too long for RSA-OAEP with this key",
-                ));
+                return Err(Error::InvalidParameter("plaintext too long for RSA-OAEP with this key"));
             }
             key.encrypt(oaep, plaintext, &mut out, None)
                 .map_err(|_| Error::Unspecified)?
@@ -125,13 +115,9 @@ impl RsaKey {
         } else if alg == EncryptionAlgorithm::Rsa1_5 {
             let key = Pkcs1PublicEncryptingKey::new(public).map_err(|_| Error::Unspecified)?;
             if plaintext.len() > key.max_plaintext_size() {
-                return Err(Error::InvalidParameter(
-                    "plaintext too long for RSA1_5 with this key",
-                ));
+                return Err(Error::InvalidParameter("plaintext too long for RSA1_5 with this key"));
             }
-            key.encrypt(plaintext, &mut out)
-                .map_err(|_| Error::Unspecified)?
-                .len()
+            key.encrypt(plaintext, &mut out).map_err(|_| Error::Unspecified)?.len()
         } else {
             return Err(not_rsa_encryption(alg));
         };
@@ -140,11 +126,7 @@ impl RsaKey {
     }
 
     /// Decrypts with the private key. Every failure (length, padding) is `Error::DecryptFailed`.
-    pub(crate) fn decrypt(
-        &self,
-        alg: EncryptionAlgorithm,
-        ciphertext: &[u8],
-    ) -> Result<SecretBytes, Error> {
+    pub(crate) fn decrypt(&self, alg: EncryptionAlgorithm, ciphertext: &[u8]) -> Result<SecretBytes, Error> {
         let oaep = oaep_algorithm(alg);
         if oaep.is_none() && alg != EncryptionAlgorithm::Rsa1_5 {
             return Err(not_rsa_encryption(alg));
@@ -165,10 +147,7 @@ impl RsaKey {
                 .map_err(|_| Error::DecryptFailed)?
                 .len(),
         };
-        let plaintext = out
-            .expose_secret()
-            .get(..written)
-            .ok_or(Error::DecryptFailed)?;
+        let plaintext = out.expose_secret().get(..written).ok_or(Error::DecryptFailed)?;
         Ok(SecretBytes::new(plaintext.to_vec()))
     }
 
@@ -184,12 +163,7 @@ impl RsaKey {
     }
 
     /// Verifies a signature over a caller-computed digest (the same path as a public-key-only verify).
-    pub(crate) fn verify(
-        &self,
-        alg: SignatureAlgorithm,
-        digest: &[u8],
-        signature: &[u8],
-    ) -> Result<bool, Error> {
+    pub(crate) fn verify(&self, alg: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<bool, Error> {
         verify_with_components(&self.n, &self.e, alg, digest, signature)
     }
 }

@@ -18,11 +18,7 @@ pub fn seal(key: &SecretBytes, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, 
     // Encrypt in a zeroizing buffer so that a failure leaves no plaintext copy behind.
     let mut body = zeroize::Zeroizing::new(plaintext.to_vec());
     let tag = key
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce_bytes),
-            Aad::from(aad),
-            &mut body,
-        )
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad), &mut body)
         .map_err(|_| Error::Unspecified)?;
     let mut out = Vec::with_capacity(MIN_SEALED_LEN + body.len());
     out.push(VERSION);
@@ -42,19 +38,14 @@ pub fn open(key: &SecretBytes, aad: &[u8], sealed: &[u8]) -> Result<SecretBytes,
     if *version != VERSION {
         return Err(Error::DecryptFailed);
     }
-    let (nonce, body) = rest
-        .split_at_checked(NONCE_LEN)
-        .ok_or(Error::DecryptFailed)?;
+    let (nonce, body) = rest.split_at_checked(NONCE_LEN).ok_or(Error::DecryptFailed)?;
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Error::DecryptFailed)?;
     let mut buf = SecretBytes::new(body.to_vec());
     let plaintext_len = key
         .open_in_place(nonce, Aad::from(aad), buf.expose_secret_mut())
         .map_err(|_| Error::DecryptFailed)?
         .len();
-    let plaintext = buf
-        .expose_secret()
-        .get(..plaintext_len)
-        .ok_or(Error::DecryptFailed)?;
+    let plaintext = buf.expose_secret().get(..plaintext_len).ok_or(Error::DecryptFailed)?;
     Ok(SecretBytes::new(plaintext.to_vec()))
 }
 
@@ -96,9 +87,7 @@ mod tests {
         let lk = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, k.expose_secret()).unwrap());
         let nonce = Nonce::try_assume_unique_for_key(&sealed[1..13]).unwrap();
         let mut body = sealed[13..].to_vec();
-        let pt = lk
-            .open_in_place(nonce, Aad::from(b"aad"), &mut body)
-            .unwrap();
+        let pt = lk.open_in_place(nonce, Aad::from(b"aad"), &mut body).unwrap();
         assert_eq!(pt, b"payload");
     }
 
@@ -106,39 +95,21 @@ mod tests {
     fn tampering_fails() {
         let k = key();
         let sealed = seal(&k, b"ctx", b"secret material").unwrap();
-        assert!(matches!(
-            open(&k, b"other", &sealed),
-            Err(Error::DecryptFailed)
-        ));
-        assert!(matches!(
-            open(&key(), b"ctx", &sealed),
-            Err(Error::DecryptFailed)
-        ));
+        assert!(matches!(open(&k, b"other", &sealed), Err(Error::DecryptFailed)));
+        assert!(matches!(open(&key(), b"ctx", &sealed), Err(Error::DecryptFailed)));
         for i in 0..sealed.len() {
             let mut t = sealed.clone();
             t[i] ^= 0x01;
-            assert!(
-                matches!(open(&k, b"ctx", &t), Err(Error::DecryptFailed)),
-                "byte {i}"
-            );
+            assert!(matches!(open(&k, b"ctx", &t), Err(Error::DecryptFailed)), "byte {i}");
         }
-        assert!(matches!(
-            open(&k, b"ctx", &sealed[..28]),
-            Err(Error::DecryptFailed)
-        ));
+        assert!(matches!(open(&k, b"ctx", &sealed[..28]), Err(Error::DecryptFailed)));
         assert!(matches!(open(&k, b"ctx", &[]), Err(Error::DecryptFailed)));
     }
 
     #[test]
     fn wrong_key_size() {
         let k = SecretBytes::new(vec![0; 16]);
-        assert!(matches!(
-            seal(&k, b"", b"x"),
-            Err(Error::InvalidParameter(_))
-        ));
-        assert!(matches!(
-            open(&k, b"", &[0; 40]),
-            Err(Error::InvalidParameter(_))
-        ));
+        assert!(matches!(seal(&k, b"", b"x"), Err(Error::InvalidParameter(_))));
+        assert!(matches!(open(&k, b"", &[0; 40]), Err(Error::InvalidParameter(_))));
     }
 }

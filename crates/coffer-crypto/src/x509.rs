@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -53,8 +53,7 @@ pub fn generate_ca_at(common_name: &str, now: u64) -> Result<CertifiedKey, Error
     if common_name.is_empty() {
         return Err(Error::InvalidParameter("CA common name must not be empty"));
     }
-    let key =
-        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|_| Error::Unspecified)?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|_| Error::Unspecified)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name_dn(common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -98,10 +97,10 @@ pub fn issue_server_certificate_at(
             ));
         }
     };
-    let ca_key_pem = std::str::from_utf8(ca.key_pem.expose_secret())
-        .map_err(|_| Error::InvalidKey("CA key is not PEM text"))?;
-    let ca_key = KeyPair::from_pem(ca_key_pem)
-        .map_err(|_| Error::InvalidKey("CA key is not a PKCS#8 PEM private key"))?;
+    let ca_key_pem =
+        std::str::from_utf8(ca.key_pem.expose_secret()).map_err(|_| Error::InvalidKey("CA key is not PEM text"))?;
+    let ca_key =
+        KeyPair::from_pem(ca_key_pem).map_err(|_| Error::InvalidKey("CA key is not a PKCS#8 PEM private key"))?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)
         .map_err(|_| Error::InvalidParameter("CA certificate does not parse"))?;
 
@@ -115,8 +114,7 @@ pub fn issue_server_certificate_at(
     }
     sans.extend(ips.iter().copied().map(SanType::IpAddress));
 
-    let key =
-        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|_| Error::Unspecified)?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|_| Error::Unspecified)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name_dn(&common_name);
     params.subject_alt_names = sans;
@@ -164,17 +162,14 @@ pub fn thumbprint_sha256(der: &[u8]) -> String {
 /// Checks that `der` parses as an X.509 certificate with an RSA public key of at least 2048 bits, and returns
 /// its subject as a string (for display).
 pub fn check_client_certificate(der: &[u8]) -> Result<String, Error> {
-    let (rest, cert) = x509_parser::parse_x509_certificate(der)
-        .map_err(|_| Error::InvalidParameter("not a DER X.509 certificate"))?;
+    let (rest, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| Error::InvalidParameter("not a DER X.509 certificate"))?;
     if !rest.is_empty() {
-        return Err(Error::InvalidParameter(
-            "trailing data after the certificate",
-        ));
+        return Err(Error::InvalidParameter("trailing data after the certificate"));
     }
     // AWS-LC parses the SubjectPublicKeyInfo and accepts only RSA keys of 2048..=8192 bits.
-    aws_lc_rs::rsa::PublicKey::from_der(cert.public_key().raw).map_err(|_| {
-        Error::InvalidParameter("certificate key must be RSA with at least 2048 bits")
-    })?;
+    aws_lc_rs::rsa::PublicKey::from_der(cert.public_key().raw)
+        .map_err(|_| Error::InvalidParameter("certificate key must be RSA with at least 2048 bits"))?;
     Ok(cert.subject().to_string())
 }
 
@@ -196,8 +191,7 @@ fn random_serial() -> Result<SerialNumber, Error> {
 
 fn set_validity(params: &mut CertificateParams, now: u64, days: i64) -> Result<(), Error> {
     let now = i64::try_from(now).map_err(|_| Error::InvalidParameter("time out of range"))?;
-    let now = OffsetDateTime::from_unix_timestamp(now)
-        .map_err(|_| Error::InvalidParameter("time out of range"))?;
+    let now = OffsetDateTime::from_unix_timestamp(now).map_err(|_| Error::InvalidParameter("time out of range"))?;
     params.not_before = now
         .checked_sub(BACKDATE)
         .ok_or(Error::InvalidParameter("time out of range"))?;

@@ -9,8 +9,8 @@
 use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::signature::{self as lc, EcdsaKeyPair, RsaPublicKeyComponents, UnparsedPublicKey};
 use coffer_crypto::keys::{
-    CipherParams, Curve, EncryptionAlgorithm, KeyFamily, PrivateKey, PublicKey,
-    RsaPrivateComponents, SignatureAlgorithm,
+    CipherParams, Curve, EncryptionAlgorithm, KeyFamily, PrivateKey, PublicKey, RsaPrivateComponents,
+    SignatureAlgorithm,
 };
 use coffer_crypto::{Error, SecretBytes, hash};
 use serde_json::Value;
@@ -48,10 +48,7 @@ fn rsa_2048() -> PrivateKey {
 
 /// The fixed RSA-2048 key (PKCS#1 v2.1 oaep-vect Example 10) stored with the PSS interop vectors.
 fn fixed_rsa_components() -> RsaPrivateComponents {
-    let path = format!(
-        "{}/tests/data/pyca_rsa_pss.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/data/pyca_rsa_pss.json", env!("CARGO_MANIFEST_DIR"));
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let k = &doc["key"];
     let h = |f: &str| hex::decode(k[f].as_str().unwrap()).unwrap();
@@ -160,9 +157,7 @@ fn ec_digest_signature_is_a_normal_signature_of_the_message() {
             panic!()
         };
         let point = [&[0x04][..], &x, &y].concat();
-        UnparsedPublicKey::new(verification, &point)
-            .verify(msg, &sig)
-            .unwrap();
+        UnparsedPublicKey::new(verification, &point).verify(msg, &sig).unwrap();
         // Signing the digest as if it were the message (hashing twice) is not what we do.
         assert!(
             UnparsedPublicKey::new(verification, &point)
@@ -198,11 +193,7 @@ fn ec_import_from_components_matches_public_key() {
         assert_eq!(imported.public_key(), original.public_key());
         let alg = ec_alg(curve);
         let dg = digest(alg, b"import");
-        assert!(
-            original
-                .verify(alg, &dg, &imported.sign(alg, &dg).unwrap())
-                .unwrap()
-        );
+        assert!(original.verify(alg, &dg, &imported.sign(alg, &dg).unwrap()).unwrap());
 
         // Leading zeros may be stripped (or added) by encoders.
         let mut long_d = vec![0, 0];
@@ -259,10 +250,7 @@ fn rsa_2048_sign_verify_every_algorithm() {
         bad[100] ^= 0x01;
         assert!(!key.verify(alg, &d, &bad).unwrap());
         assert!(!key.verify(alg, &digest(alg, b"other"), &sig).unwrap());
-        assert!(matches!(
-            key.sign(alg, &d[1..]),
-            Err(Error::InvalidParameter(_))
-        ));
+        assert!(matches!(key.sign(alg, &d[1..]), Err(Error::InvalidParameter(_))));
         assert!(matches!(
             key.verify(alg, &[0; 31], &sig),
             Err(Error::InvalidParameter(_))
@@ -285,10 +273,7 @@ fn rsa_2048_sign_verify_every_algorithm() {
         SignatureAlgorithm::Es512,
     ] {
         let d = digest(alg, b"m");
-        assert!(matches!(
-            key.sign(alg, &d),
-            Err(Error::AlgorithmMismatch { .. })
-        ));
+        assert!(matches!(key.sign(alg, &d), Err(Error::AlgorithmMismatch { .. })));
         assert!(matches!(
             key.verify(alg, &d, &[0; 64]),
             Err(Error::AlgorithmMismatch { .. })
@@ -339,19 +324,14 @@ fn rsa_2048_encrypt_decrypt_all_algorithms() {
             assert_eq!(out.value.len(), 256);
             assert!(out.iv.is_none() && out.tag.is_none());
             assert_eq!(
-                key.decrypt(alg, &out.value, &no_params())
-                    .unwrap()
-                    .expose_secret(),
+                key.decrypt(alg, &out.value, &no_params()).unwrap().expose_secret(),
                 pt.as_slice(),
                 "{alg:?} {len}"
             );
         }
         let pt = vec![7u8; max + 1];
         assert!(
-            matches!(
-                key.encrypt(alg, &pt, &no_params()),
-                Err(Error::InvalidParameter(_))
-            ),
+            matches!(key.encrypt(alg, &pt, &no_params()), Err(Error::InvalidParameter(_))),
             "{alg:?}"
         );
         // Randomized padding: two encryptions differ.
@@ -371,10 +351,7 @@ fn rsa_2048_encrypt_decrypt_all_algorithms() {
         ));
         for other in algs.into_iter().filter(|o| *o != alg) {
             assert!(
-                matches!(
-                    key.decrypt(other, &a, &no_params()),
-                    Err(Error::DecryptFailed)
-                ),
+                matches!(key.decrypt(other, &a, &no_params()), Err(Error::DecryptFailed)),
                 "{alg:?} as {other:?}"
             );
         }
@@ -431,10 +408,7 @@ fn rsa_4096_generation() {
 fn rsa_generation_rejects_other_sizes() {
     for bits in [0, 1024, 2047, 2049, 8192] {
         assert!(
-            matches!(
-                PrivateKey::generate_rsa(bits),
-                Err(Error::InvalidParameter(_))
-            ),
+            matches!(PrivateKey::generate_rsa(bits), Err(Error::InvalidParameter(_))),
             "{bits}"
         );
     }
@@ -461,32 +435,20 @@ fn rsa_import_from_components() {
     // A leading zero byte on n (as some encoders emit) is tolerated.
     let mut padded = fixed_rsa_components();
     padded.n.insert(0, 0);
-    assert_eq!(
-        PrivateKey::import_rsa(&padded).unwrap().public_key(),
-        key.public_key()
-    );
+    assert_eq!(PrivateKey::import_rsa(&padded).unwrap().public_key(), key.public_key());
 
     // Inconsistent components are rejected.
     let mut bad = fixed_rsa_components();
     let mut dp = bad.dp.expose_secret().to_vec();
     dp[10] ^= 1;
     bad.dp = SecretBytes::new(dp);
-    assert!(matches!(
-        PrivateKey::import_rsa(&bad),
-        Err(Error::InvalidKey(_))
-    ));
+    assert!(matches!(PrivateKey::import_rsa(&bad), Err(Error::InvalidKey(_))));
     let mut bad = fixed_rsa_components();
     bad.e = vec![3];
-    assert!(matches!(
-        PrivateKey::import_rsa(&bad),
-        Err(Error::InvalidKey(_))
-    ));
+    assert!(matches!(PrivateKey::import_rsa(&bad), Err(Error::InvalidKey(_))));
     let mut bad = fixed_rsa_components();
     bad.n[255] ^= 2;
-    assert!(matches!(
-        PrivateKey::import_rsa(&bad),
-        Err(Error::InvalidKey(_))
-    ));
+    assert!(matches!(PrivateKey::import_rsa(&bad), Err(Error::InvalidKey(_))));
 }
 
 // ---- Storage ----
@@ -497,35 +459,24 @@ fn storage_bytes_round_trip() {
     for curve in CURVES {
         let key = PrivateKey::generate_ec(curve).unwrap();
         let stored = key.to_storage_bytes().unwrap();
-        let back =
-            PrivateKey::from_storage_bytes(KeyFamily::Ec, Some(curve), stored.expose_secret())
-                .unwrap();
+        let back = PrivateKey::from_storage_bytes(KeyFamily::Ec, Some(curve), stored.expose_secret()).unwrap();
         assert_eq!(back.public_key(), key.public_key());
         let alg = ec_alg(curve);
         let d = digest(alg, b"stored");
         assert!(key.verify(alg, &d, &back.sign(alg, &d).unwrap()).unwrap());
         // The curve is part of what was stored.
-        assert!(
-            PrivateKey::from_storage_bytes(KeyFamily::Ec, None, stored.expose_secret()).is_err()
-        );
-        let other = if curve == Curve::P384 {
-            Curve::P521
-        } else {
-            Curve::P384
-        };
+        assert!(PrivateKey::from_storage_bytes(KeyFamily::Ec, None, stored.expose_secret()).is_err());
+        let other = if curve == Curve::P384 { Curve::P521 } else { Curve::P384 };
         assert!(matches!(
             PrivateKey::from_storage_bytes(KeyFamily::Ec, Some(other), stored.expose_secret()),
             Err(Error::InvalidKey(_))
         ));
-        assert!(
-            PrivateKey::from_storage_bytes(KeyFamily::Rsa, None, stored.expose_secret()).is_err()
-        );
+        assert!(PrivateKey::from_storage_bytes(KeyFamily::Rsa, None, stored.expose_secret()).is_err());
     }
     // RSA
     let key = rsa_2048();
     let stored = key.to_storage_bytes().unwrap();
-    let back =
-        PrivateKey::from_storage_bytes(KeyFamily::Rsa, None, stored.expose_secret()).unwrap();
+    let back = PrivateKey::from_storage_bytes(KeyFamily::Rsa, None, stored.expose_secret()).unwrap();
     assert_eq!(back.public_key(), key.public_key());
     let ct = key
         .encrypt(EncryptionAlgorithm::RsaOaep, b"stored", &no_params())
@@ -550,20 +501,15 @@ fn storage_bytes_round_trip() {
         let key = PrivateKey::generate_oct(bits).unwrap();
         let stored = key.to_storage_bytes().unwrap();
         assert_eq!(stored.len() * 8, bits as usize);
-        let back =
-            PrivateKey::from_storage_bytes(KeyFamily::Oct, None, stored.expose_secret()).unwrap();
+        let back = PrivateKey::from_storage_bytes(KeyFamily::Oct, None, stored.expose_secret()).unwrap();
         let wrapped = key
             .encrypt(EncryptionAlgorithm::CkmAesKeyWrapPad, b"abc", &no_params())
             .unwrap()
             .value;
         assert_eq!(
-            back.decrypt(
-                EncryptionAlgorithm::CkmAesKeyWrapPad,
-                &wrapped,
-                &no_params()
-            )
-            .unwrap()
-            .expose_secret(),
+            back.decrypt(EncryptionAlgorithm::CkmAesKeyWrapPad, &wrapped, &no_params())
+                .unwrap()
+                .expose_secret(),
             b"abc"
         );
     }
@@ -621,9 +567,7 @@ fn aes_every_algorithm_round_trips() {
                 (len, Some(&iv[..]), None)
             );
             assert_eq!(
-                key.decrypt(cbc_alg, &out.value, &cbc)
-                    .unwrap()
-                    .expose_secret(),
+                key.decrypt(cbc_alg, &out.value, &cbc).unwrap().expose_secret(),
                 &data[..len]
             );
         }
@@ -632,9 +576,7 @@ fn aes_every_algorithm_round_trips() {
             let out = key.encrypt(pad_alg, &data[..len], &cbc).unwrap();
             assert_eq!(out.value.len(), (len / 16 + 1) * 16);
             assert_eq!(
-                key.decrypt(pad_alg, &out.value, &cbc)
-                    .unwrap()
-                    .expose_secret(),
+                key.decrypt(pad_alg, &out.value, &cbc).unwrap().expose_secret(),
                 &data[..len]
             );
         }
@@ -659,9 +601,7 @@ fn aes_every_algorithm_round_trips() {
                     tag: Some(&tag),
                 };
                 assert_eq!(
-                    key.decrypt(gcm_alg, &out.value, &p)
-                        .unwrap()
-                        .expose_secret(),
+                    key.decrypt(gcm_alg, &out.value, &p).unwrap().expose_secret(),
                     &data[..len]
                 );
             }
@@ -671,27 +611,17 @@ fn aes_every_algorithm_round_trips() {
             let out = key.encrypt(alg, &data[..32], &no_params()).unwrap();
             assert_eq!(out.value.len(), 40);
             assert_eq!(
-                key.decrypt(alg, &out.value, &no_params())
-                    .unwrap()
-                    .expose_secret(),
+                key.decrypt(alg, &out.value, &no_params()).unwrap().expose_secret(),
                 &data[..32]
             );
         }
         for len in [1, 7, 8, 9, 31] {
             let out = key
-                .encrypt(
-                    EncryptionAlgorithm::CkmAesKeyWrapPad,
-                    &data[..len],
-                    &no_params(),
-                )
+                .encrypt(EncryptionAlgorithm::CkmAesKeyWrapPad, &data[..len], &no_params())
                 .unwrap();
             assert_eq!(out.value.len(), len.div_ceil(8).max(1) * 8 + 8);
             let back = key
-                .decrypt(
-                    EncryptionAlgorithm::CkmAesKeyWrapPad,
-                    &out.value,
-                    &no_params(),
-                )
+                .decrypt(EncryptionAlgorithm::CkmAesKeyWrapPad, &out.value, &no_params())
                 .unwrap();
             assert_eq!(back.expose_secret(), &data[..len]);
         }
@@ -710,10 +640,7 @@ fn aes_key_size_must_match_the_algorithm() {
                     ..Default::default()
                 };
                 assert!(
-                    matches!(
-                        key.encrypt(alg, &[0; 16], &p),
-                        Err(Error::AlgorithmMismatch { .. })
-                    ),
+                    matches!(key.encrypt(alg, &[0; 16], &p), Err(Error::AlgorithmMismatch { .. })),
                     "{bits} with {alg:?}"
                 );
                 assert!(matches!(
@@ -905,11 +832,7 @@ fn aes_parameter_errors() {
         Err(Error::DecryptFailed)
     ));
     assert!(matches!(
-        key.decrypt(
-            EncryptionAlgorithm::CkmAesKeyWrapPad,
-            &[0; 16],
-            &no_params()
-        ),
+        key.decrypt(EncryptionAlgorithm::CkmAesKeyWrapPad, &[0; 16], &no_params()),
         Err(Error::DecryptFailed)
     ));
     let k192 = PrivateKey::generate_oct(192).unwrap();
@@ -923,11 +846,7 @@ fn aes_parameter_errors() {
         Err(Error::DecryptFailed)
     ));
     assert!(matches!(
-        k192.decrypt(
-            EncryptionAlgorithm::CkmAesKeyWrapPad,
-            &[0; 16],
-            &no_params()
-        ),
+        k192.decrypt(EncryptionAlgorithm::CkmAesKeyWrapPad, &[0; 16], &no_params()),
         Err(Error::DecryptFailed)
     ));
 
@@ -964,32 +883,19 @@ fn public_key_verify_matches_private_verify() {
             public.verify(SignatureAlgorithm::Rs256, &[0; 32], &sig),
             Err(Error::AlgorithmMismatch { .. })
         ));
-        let PublicKey::Ec { x, y, .. } = public else {
-            panic!()
-        };
+        let PublicKey::Ec { x, y, .. } = public else { panic!() };
         let too_long = PublicKey::Ec {
             curve,
             x: [vec![1], x].concat(),
             y,
         };
-        assert!(matches!(
-            too_long.verify(alg, &d, &sig),
-            Err(Error::InvalidKey(_))
-        ));
+        assert!(matches!(too_long.verify(alg, &d, &sig), Err(Error::InvalidKey(_))));
     }
     let key = rsa_2048();
     let d = digest(SignatureAlgorithm::Ps384, b"public");
     let sig = key.sign(SignatureAlgorithm::Ps384, &d).unwrap();
-    assert!(
-        key.public_key()
-            .verify(SignatureAlgorithm::Ps384, &d, &sig)
-            .unwrap()
-    );
-    assert!(
-        !key.public_key()
-            .verify(SignatureAlgorithm::Rs384, &d, &sig)
-            .unwrap()
-    );
+    assert!(key.public_key().verify(SignatureAlgorithm::Ps384, &d, &sig).unwrap());
+    assert!(!key.public_key().verify(SignatureAlgorithm::Rs384, &d, &sig).unwrap());
     let short = PublicKey::Rsa {
         n: vec![0xc5; 128],
         e: vec![1, 0, 1],

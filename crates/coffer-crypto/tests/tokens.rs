@@ -68,12 +68,7 @@ fn token_key_sign_verify_round_trip() {
     let key = TokenSigningKey::generate().unwrap();
     let token = key.sign(&claims(NOW + 3600)).unwrap();
     let auds = audiences();
-    let got = jwt::verify(
-        &token,
-        &jwks(&[key.public_jwk()]),
-        &validation(&auds, NOW, 0),
-    )
-    .unwrap();
+    let got = jwt::verify(&token, &jwks(&[key.public_jwk()]), &validation(&auds, NOW, 0)).unwrap();
     assert_eq!(got, claims(NOW + 3600));
 
     let header = jsonwebtoken::decode_header(&token).unwrap();
@@ -103,21 +98,12 @@ fn token_key_jwk_and_thumbprint() {
     );
     assert_eq!(jwk["kid"].as_str(), Some(key.kid()));
     for c in ["x", "y"] {
-        assert_eq!(
-            URL_SAFE_NO_PAD
-                .decode(jwk[c].as_str().unwrap())
-                .unwrap()
-                .len(),
-            32
-        );
+        assert_eq!(URL_SAFE_NO_PAD.decode(jwk[c].as_str().unwrap()).unwrap().len(), 32);
     }
     assert!(jwk.get("d").is_none());
     // The kid is the RFC 7638 thumbprint, as jsonwebtoken computes it independently.
     let parsed: Jwk = serde_json::from_value(jwk).unwrap();
-    assert_eq!(
-        parsed.thumbprint(ThumbprintHash::SHA256).unwrap(),
-        key.kid()
-    );
+    assert_eq!(parsed.thumbprint(ThumbprintHash::SHA256).unwrap(), key.kid());
 }
 
 #[test]
@@ -128,19 +114,13 @@ fn token_key_pkcs8_round_trip() {
     assert_eq!(restored.public_jwk(), key.public_jwk());
     let token = restored.sign(&claims(NOW + 60)).unwrap();
     let auds = audiences();
-    jwt::verify(
-        &token,
-        &jwks(&[key.public_jwk()]),
-        &validation(&auds, NOW, 0),
-    )
-    .unwrap();
+    jwt::verify(&token, &jwks(&[key.public_jwk()]), &validation(&auds, NOW, 0)).unwrap();
     assert!(matches!(
         TokenSigningKey::from_pkcs8(&coffer_crypto::SecretBytes::new(vec![0x30, 0x00])),
         Err(Error::InvalidKey(_))
     ));
     // A P-384 key is not a token signing key.
-    let p384 =
-        coffer_crypto::keys::PrivateKey::generate_ec(coffer_crypto::keys::Curve::P384).unwrap();
+    let p384 = coffer_crypto::keys::PrivateKey::generate_ec(coffer_crypto::keys::Curve::P384).unwrap();
     assert!(TokenSigningKey::from_pkcs8(&p384.to_storage_bytes().unwrap()).is_err());
 }
 
@@ -195,14 +175,7 @@ fn verify_checks_time_issuer_audience() {
     // Issuer: exact match, required.
     let mut c = claims(NOW + 60);
     c["iss"] = json!("https://coffer.local/token/");
-    assert!(
-        rejected(jwt::verify(
-            &key.sign(&c).unwrap(),
-            &set,
-            &validation(&auds, NOW, 0)
-        ))
-        .contains("issuer")
-    );
+    assert!(rejected(jwt::verify(&key.sign(&c).unwrap(), &set, &validation(&auds, NOW, 0))).contains("issuer"));
     c.as_object_mut().unwrap().remove("iss");
     assert!(jwt::verify(&key.sign(&c).unwrap(), &set, &validation(&auds, NOW, 0)).is_err());
 }
@@ -222,23 +195,13 @@ fn verify_rejects_forgeries() {
         rejected(jwt::verify(&with_payload(&token, &forged), &set, &v)),
         "invalid signature"
     );
-    let mut sig = URL_SAFE_NO_PAD
-        .decode(token.rsplit('.').next().unwrap())
-        .unwrap();
+    let mut sig = URL_SAFE_NO_PAD.decode(token.rsplit('.').next().unwrap()).unwrap();
     sig[10] ^= 1;
     let head = token.rsplit_once('.').unwrap().0;
-    assert!(
-        jwt::verify(
-            &format!("{head}.{}", URL_SAFE_NO_PAD.encode(&sig)),
-            &set,
-            &v
-        )
-        .is_err()
-    );
+    assert!(jwt::verify(&format!("{head}.{}", URL_SAFE_NO_PAD.encode(&sig)), &set, &v).is_err());
 
     // alg "none".
-    let none_header = URL_SAFE_NO_PAD
-        .encode(json!({ "alg": "none", "typ": "JWT", "kid": key.kid() }).to_string());
+    let none_header = URL_SAFE_NO_PAD.encode(json!({ "alg": "none", "typ": "JWT", "kid": key.kid() }).to_string());
     let body = URL_SAFE_NO_PAD.encode(claims(NOW + 60).to_string());
     assert!(jwt::verify(&format!("{none_header}.{body}."), &set, &v).is_err());
 
@@ -246,19 +209,9 @@ fn verify_rejects_forgeries() {
     let mut h = Header::new(Algorithm::HS256);
     h.kid = Some(key.kid().to_owned());
     let secret = key.public_jwk()["x"].as_str().unwrap().to_owned();
-    let hs = jsonwebtoken::encode(
-        &h,
-        &claims(NOW + 60),
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap();
-    assert_eq!(
-        rejected(jwt::verify(&hs, &set, &v)),
-        "algorithm not allowed"
-    );
-    let oct_set = jwks(&[
-        json!({ "kty": "oct", "k": URL_SAFE_NO_PAD.encode(secret.as_bytes()), "kid": key.kid() }),
-    ]);
+    let hs = jsonwebtoken::encode(&h, &claims(NOW + 60), &EncodingKey::from_secret(secret.as_bytes())).unwrap();
+    assert_eq!(rejected(jwt::verify(&hs, &set, &v)), "algorithm not allowed");
+    let oct_set = jwks(&[json!({ "kty": "oct", "k": URL_SAFE_NO_PAD.encode(secret.as_bytes()), "kid": key.kid() })]);
     assert!(jwt::verify(&hs, &oct_set, &v).is_err());
 
     // Signed by another key with the same kid.
@@ -266,12 +219,7 @@ fn verify_rejects_forgeries() {
     let mut h = Header::new(Algorithm::ES256);
     h.kid = Some(key.kid().to_owned());
     let der = other.to_pkcs8().unwrap();
-    let t = jsonwebtoken::encode(
-        &h,
-        &claims(NOW + 60),
-        &EncodingKey::from_ec_der(der.expose_secret()),
-    )
-    .unwrap();
+    let t = jsonwebtoken::encode(&h, &claims(NOW + 60), &EncodingKey::from_ec_der(der.expose_secret())).unwrap();
     assert_eq!(rejected(jwt::verify(&t, &set, &v)), "invalid signature");
 
     // Garbage.
@@ -323,8 +271,7 @@ fn verify_selects_keys_by_kid() {
 
 /// An RSA key made by rcgen (aws-lc-rs), as an issuer like Entra would hold it.
 fn rsa_issuer() -> (rcgen::KeyPair, EncodingKey) {
-    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-        .unwrap();
+    let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap();
     let enc = EncodingKey::from_rsa_pem(key.serialize_pem().as_bytes()).unwrap();
     (key, enc)
 }
@@ -349,14 +296,7 @@ fn verify_rsa_bearer_tokens_from_a_jwks() {
         let token = jsonwebtoken::encode(&h, &claims(NOW + 60), &enc).unwrap();
         let got = jwt::verify(&token, &jwks(&[jwk.clone()]), &v).unwrap();
         assert_eq!(got["oid"], "abc", "{alg:?}");
-        assert!(
-            jwt::verify(
-                &with_payload(&token, &claims(NOW + 7200)),
-                &jwks(&[jwk]),
-                &v
-            )
-            .is_err()
-        );
+        assert!(jwt::verify(&with_payload(&token, &claims(NOW + 7200)), &jwks(&[jwk]), &v).is_err());
     }
     // The JWK must be of the algorithm's type and curve.
     let key = TokenSigningKey::generate().unwrap();
@@ -365,8 +305,7 @@ fn verify_rsa_bearer_tokens_from_a_jwks() {
     wrong_curve["crv"] = json!("P-384");
     wrong_curve.as_object_mut().unwrap().remove("alg");
     assert!(rejected(jwt::verify(&es256, &jwks(&[wrong_curve]), &v)).contains("curve"));
-    let mut rsa_jwk =
-        serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap()).unwrap();
+    let mut rsa_jwk = serde_json::to_value(Jwk::from_encoding_key(&enc, Algorithm::RS256).unwrap()).unwrap();
     rsa_jwk["kid"] = json!(key.kid());
     rsa_jwk.as_object_mut().unwrap().remove("alg");
     assert!(rejected(jwt::verify(&es256, &jwks(&[rsa_jwk]), &v)).contains("key type"));
@@ -396,13 +335,7 @@ fn assertion_claims(exp: u64) -> Value {
     json!({ "aud": TOKEN_URL, "iss": CLIENT_ID, "sub": CLIENT_ID, "jti": "j1", "nbf": NOW - 5, "exp": exp })
 }
 
-fn assertion(
-    client: &Client,
-    alg: Algorithm,
-    x5t: Option<String>,
-    x5t_s256: Option<String>,
-    claims: &Value,
-) -> String {
+fn assertion(client: &Client, alg: Algorithm, x5t: Option<String>, x5t_s256: Option<String>, claims: &Value) -> String {
     let mut h = Header::new(alg);
     h.x5t = x5t;
     h.x5t_s256 = x5t_s256;
@@ -456,8 +389,7 @@ fn client_assertion_rs256_with_x5t_and_ps256_with_x5t_s256() {
     );
     assert!(jwt::verify_client_assertion(&t, &certs, TOKEN_URL, CLIENT_ID, NOW).is_err());
     // Standard-alphabet padded base64 thumbprints are accepted too.
-    let std_b64 = base64::engine::general_purpose::STANDARD
-        .encode(coffer_crypto::hash::sha1(&client.cert_der));
+    let std_b64 = base64::engine::general_purpose::STANDARD.encode(coffer_crypto::hash::sha1(&client.cert_der));
     let t = assertion(
         &client,
         Algorithm::RS256,
@@ -484,19 +416,8 @@ fn client_assertion_rejections() {
         None,
         &assertion_claims(NOW + 600),
     );
-    assert!(
-        rejected(jwt::verify_client_assertion(
-            &t, &certs, TOKEN_URL, CLIENT_ID, NOW
-        ))
-        .contains("thumbprint")
-    );
-    let t = assertion(
-        &client,
-        Algorithm::RS256,
-        None,
-        None,
-        &assertion_claims(NOW + 600),
-    );
+    assert!(rejected(jwt::verify_client_assertion(&t, &certs, TOKEN_URL, CLIENT_ID, NOW)).contains("thumbprint"));
+    let t = assertion(&client, Algorithm::RS256, None, None, &assertion_claims(NOW + 600));
     assert!(jwt::verify_client_assertion(&t, &certs, TOKEN_URL, CLIENT_ID, NOW).is_err());
     let t = assertion(
         &unrelated,
@@ -506,9 +427,7 @@ fn client_assertion_rejections() {
         &assertion_claims(NOW + 600),
     );
     assert_eq!(
-        rejected(jwt::verify_client_assertion(
-            &t, &certs, TOKEN_URL, CLIENT_ID, NOW
-        )),
+        rejected(jwt::verify_client_assertion(&t, &certs, TOKEN_URL, CLIENT_ID, NOW)),
         "invalid signature"
     );
 
@@ -535,16 +454,7 @@ fn client_assertion_rejections() {
     );
     let mut c = assertion_claims(NOW + 600);
     c["sub"] = json!("someone-else");
-    assert!(
-        rejected(jwt::verify_client_assertion(
-            &ok(&c),
-            &certs,
-            TOKEN_URL,
-            CLIENT_ID,
-            NOW
-        ))
-        .contains("subject")
-    );
+    assert!(rejected(jwt::verify_client_assertion(&ok(&c), &certs, TOKEN_URL, CLIENT_ID, NOW)).contains("subject"));
     let mut c = assertion_claims(NOW + 600);
     c.as_object_mut().unwrap().remove("sub");
     assert!(jwt::verify_client_assertion(&ok(&c), &certs, TOKEN_URL, CLIENT_ID, NOW).is_err());
@@ -557,9 +467,7 @@ fn client_assertion_rejections() {
     assert!(jwt::verify_client_assertion(&t, &certs, TOKEN_URL, CLIENT_ID, NOW).is_ok());
     let t = ok(&assertion_claims(NOW - 301));
     assert_eq!(
-        rejected(jwt::verify_client_assertion(
-            &t, &certs, TOKEN_URL, CLIENT_ID, NOW
-        )),
+        rejected(jwt::verify_client_assertion(&t, &certs, TOKEN_URL, CLIENT_ID, NOW)),
         "token expired"
     );
     let mut c = assertion_claims(NOW + 3600);
@@ -587,10 +495,7 @@ fn client_assertion_rejections() {
     let mut h = Header::new(Algorithm::ES256);
     h.x5t = Some(x509::thumbprint_sha1(&ec_der));
     let t = jsonwebtoken::encode(&h, &assertion_claims(NOW + 600), &ec_enc).unwrap();
-    assert!(
-        jwt::verify_client_assertion(&t, std::slice::from_ref(&ec_der), TOKEN_URL, CLIENT_ID, NOW)
-            .is_err()
-    );
+    assert!(jwt::verify_client_assertion(&t, std::slice::from_ref(&ec_der), TOKEN_URL, CLIENT_ID, NOW).is_err());
     assert!(matches!(
         x509::check_client_certificate(&ec_der),
         Err(Error::InvalidParameter(_))
@@ -626,9 +531,7 @@ fn key_ids(cert: &X509Certificate<'_>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     for ext in cert.extensions() {
         match ext.parsed_extension() {
             ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
-            ParsedExtension::AuthorityKeyIdentifier(a) => {
-                aki = a.key_identifier.as_ref().map(|k| k.0.to_vec())
-            }
+            ParsedExtension::AuthorityKeyIdentifier(a) => aki = a.key_identifier.as_ref().map(|k| k.0.to_vec()),
             _ => {}
         }
     }
@@ -668,14 +571,9 @@ fn local_ca_and_server_certificate() {
     ); // ecdsa-with-SHA256
 
     let dns = vec!["localhost".to_owned(), "coffer.local".to_owned()];
-    let ips = vec![
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(Ipv6Addr::LOCALHOST),
-    ];
+    let ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
     let server = x509::issue_server_certificate_at(&ca, &dns, &ips, NOW).unwrap();
-    let server_der = x509::certificates_from_pem(&server.cert_pem)
-        .unwrap()
-        .remove(0);
+    let server_der = x509::certificates_from_pem(&server.cert_pem).unwrap().remove(0);
     let cert = parse(&server_der);
     assert_eq!(cert.subject().to_string(), "CN=localhost");
     assert_eq!(cert.issuer(), ca_cert.subject());
@@ -711,16 +609,11 @@ fn local_ca_and_server_certificate() {
     assert_eq!(aki, Some(ca_ski));
     let validity = cert.validity();
     let lifetime = validity.not_after.timestamp() - validity.not_before.timestamp();
-    assert!(
-        lifetime > 300 * 86400 && lifetime <= 397 * 86400,
-        "{lifetime}"
-    );
+    assert!(lifetime > 300 * 86400 && lifetime <= 397 * 86400, "{lifetime}");
     assert_ne!(cert.raw_serial(), ca_cert.raw_serial());
 
     // The server key is a P-256 PKCS#8 key that matches the certificate.
-    let server_key =
-        rcgen::KeyPair::from_pem(std::str::from_utf8(server.key_pem.expose_secret()).unwrap())
-            .unwrap();
+    let server_key = rcgen::KeyPair::from_pem(std::str::from_utf8(server.key_pem.expose_secret()).unwrap()).unwrap();
     assert_eq!(
         server_key.public_key_raw(),
         cert.public_key().subject_public_key.data.as_ref()
@@ -738,12 +631,8 @@ fn local_ca_and_server_certificate() {
 fn server_certificate_inputs() {
     let ca = x509::generate_ca("Coffer Test CA").unwrap();
     // The clock-reading variants work too.
-    let only_ip =
-        x509::issue_server_certificate(&ca, &[], &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))])
-            .unwrap();
-    let der = x509::certificates_from_pem(&only_ip.cert_pem)
-        .unwrap()
-        .remove(0);
+    let only_ip = x509::issue_server_certificate(&ca, &[], &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))]).unwrap();
+    let der = x509::certificates_from_pem(&only_ip.cert_pem).unwrap().remove(0);
     assert_eq!(parse(&der).subject().to_string(), "CN=10.0.0.1");
     assert!(matches!(
         x509::issue_server_certificate(&ca, &[], &[]),
@@ -761,12 +650,7 @@ fn server_certificate_inputs() {
 #[test]
 fn pem_and_thumbprints() {
     assert!(x509::certificates_from_pem("").is_err());
-    assert!(
-        x509::certificates_from_pem(
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
-        )
-        .is_err()
-    );
+    assert!(x509::certificates_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
     // SHA-1("abc") = a9993e36..., base64url without padding.
     assert_eq!(x509::thumbprint_sha1(b"abc"), "qZk-NkcGgWq6PiVxeFDCbJzQ2J0");
 }

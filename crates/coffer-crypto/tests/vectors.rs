@@ -9,8 +9,7 @@
 )]
 
 use coffer_crypto::keys::{
-    CipherParams, Curve, EncryptionAlgorithm, PrivateKey, PublicKey, RsaPrivateComponents,
-    SignatureAlgorithm,
+    CipherParams, Curve, EncryptionAlgorithm, PrivateKey, PublicKey, RsaPrivateComponents, SignatureAlgorithm,
 };
 use coffer_crypto::{Error, SecretBytes, hash, kdf};
 use serde_json::Value;
@@ -25,9 +24,7 @@ fn load(name: &str) -> Vec<Value> {
 }
 
 fn hx(v: &Value, field: &str) -> Vec<u8> {
-    let s = v[field]
-        .as_str()
-        .unwrap_or_else(|| panic!("missing {field} in {v}"));
+    let s = v[field].as_str().unwrap_or_else(|| panic!("missing {field} in {v}"));
     hex::decode(s).unwrap_or_else(|e| panic!("{field}: {e}"))
 }
 
@@ -73,19 +70,11 @@ fn rfc3394_key_wrap() {
             assert_eq!(out.value, expected, "{} wrap with {}", name(v), alg.name());
             assert!(out.iv.is_none() && out.tag.is_none());
             let back = key.decrypt(alg, &expected, &NO_PARAMS).unwrap();
-            assert_eq!(
-                back.expose_secret(),
-                key_data.as_slice(),
-                "{} unwrap",
-                name(v)
-            );
+            assert_eq!(back.expose_secret(), key_data.as_slice(), "{} unwrap", name(v));
             let mut bad = expected.clone();
             bad[3] ^= 0x80;
             assert!(
-                matches!(
-                    key.decrypt(alg, &bad, &NO_PARAMS),
-                    Err(Error::DecryptFailed)
-                ),
+                matches!(key.decrypt(alg, &bad, &NO_PARAMS), Err(Error::DecryptFailed)),
                 "{}",
                 name(v)
             );
@@ -110,17 +99,12 @@ fn rfc5649_key_wrap_with_padding_192_bit_kek() {
             name(v)
         );
         assert_eq!(
-            key.decrypt(alg, &expected, &NO_PARAMS)
-                .unwrap()
-                .expose_secret(),
+            key.decrypt(alg, &expected, &NO_PARAMS).unwrap().expose_secret(),
             key_data.as_slice()
         );
         let mut bad = expected.clone();
         *bad.last_mut().unwrap() ^= 1;
-        assert!(matches!(
-            key.decrypt(alg, &bad, &NO_PARAMS),
-            Err(Error::DecryptFailed)
-        ));
+        assert!(matches!(key.decrypt(alg, &bad, &NO_PARAMS), Err(Error::DecryptFailed)));
     }
 }
 
@@ -142,10 +126,7 @@ fn nist_sp800_38f_kw_and_kwp() {
         for alg in algs {
             if v["fail"].as_bool().unwrap() {
                 assert!(
-                    matches!(
-                        key.decrypt(alg, &ciphertext, &NO_PARAMS),
-                        Err(Error::DecryptFailed)
-                    ),
+                    matches!(key.decrypt(alg, &ciphertext, &NO_PARAMS), Err(Error::DecryptFailed)),
                     "{} {} must fail",
                     v["file"],
                     v["count"]
@@ -197,10 +178,7 @@ fn check_gcm_vector(v: &Value, label: &str) {
     };
     let result = key.decrypt(alg, &ct, &params);
     if v.get("fail").and_then(Value::as_bool) == Some(true) {
-        assert!(
-            matches!(result, Err(Error::DecryptFailed)),
-            "{label} must fail"
-        );
+        assert!(matches!(result, Err(Error::DecryptFailed)), "{label} must fail");
         return;
     }
     let pt = hx(v, "plaintext");
@@ -264,10 +242,7 @@ fn gcm_spec_test_cases() {
 #[test]
 fn nist_cavp_gcm() {
     let vectors = load("nist_cavp_gcm.json");
-    let fails = vectors
-        .iter()
-        .filter(|v| v["fail"].as_bool().unwrap())
-        .count();
+    let fails = vectors.iter().filter(|v| v["fail"].as_bool().unwrap()).count();
     assert!(fails > 10 && vectors.len() - fails > 50);
     for v in &vectors {
         check_gcm_vector(v, &format!("{} {}", v["file"], v["count"]));
@@ -278,18 +253,9 @@ fn nist_cavp_gcm() {
 
 fn cbc_algs(key_len: usize) -> (EncryptionAlgorithm, EncryptionAlgorithm) {
     match key_len {
-        16 => (
-            EncryptionAlgorithm::A128Cbc,
-            EncryptionAlgorithm::A128CbcPad,
-        ),
-        24 => (
-            EncryptionAlgorithm::A192Cbc,
-            EncryptionAlgorithm::A192CbcPad,
-        ),
-        32 => (
-            EncryptionAlgorithm::A256Cbc,
-            EncryptionAlgorithm::A256CbcPad,
-        ),
+        16 => (EncryptionAlgorithm::A128Cbc, EncryptionAlgorithm::A128CbcPad),
+        24 => (EncryptionAlgorithm::A192Cbc, EncryptionAlgorithm::A192CbcPad),
+        32 => (EncryptionAlgorithm::A256Cbc, EncryptionAlgorithm::A256CbcPad),
         n => panic!("{n}"),
     }
 }
@@ -312,16 +278,12 @@ fn check_cbc_vector(v: &Value, label: &str) {
         assert_eq!(padded.value.len(), pt.len() + 16, "{label}");
         assert_eq!(&padded.value[..ct.len()], ct.as_slice(), "{label}");
         assert_eq!(
-            key.decrypt(pad_alg, &padded.value, &params)
-                .unwrap()
-                .expose_secret(),
+            key.decrypt(pad_alg, &padded.value, &params).unwrap().expose_secret(),
             pt.as_slice()
         );
     } else {
         assert_eq!(
-            key.decrypt(plain_alg, &ct, &params)
-                .unwrap()
-                .expose_secret(),
+            key.decrypt(plain_alg, &ct, &params).unwrap().expose_secret(),
             pt.as_slice(),
             "{label}"
         );
@@ -342,10 +304,7 @@ fn nist_cavp_cbc_mmt() {
     let vectors = load("nist_cavp_cbc_mmt.json");
     assert_eq!(vectors.len(), 24);
     for v in &vectors {
-        check_cbc_vector(
-            v,
-            &format!("{} {} {}", v["file"], v["direction"], v["count"]),
-        );
+        check_cbc_vector(v, &format!("{} {} {}", v["file"], v["direction"], v["count"]));
     }
 }
 
@@ -423,12 +382,7 @@ fn ecdsa_siggen_verify_known_signatures() {
 
         let digest = digest_for(alg, &hx(v, "msg"));
         let sig = [left_pad(&hx(v, "r"), n), left_pad(&hx(v, "s"), n)].concat();
-        assert!(
-            key.verify(alg, &digest, &sig).unwrap(),
-            "{} {}",
-            v["file"],
-            v["curve"]
-        );
+        assert!(key.verify(alg, &digest, &sig).unwrap(), "{} {}", v["file"], v["curve"]);
         let mut bad = sig.clone();
         bad[n + 1] ^= 0x01;
         assert!(!key.verify(alg, &digest, &bad).unwrap());
@@ -483,13 +437,7 @@ fn rsa_pkcs1v15_siggen_exact_signatures() {
         let digest = digest_for(alg, &hx(v, "msg"));
         let expected = hx(v, "s");
         // PKCS#1 v1.5 is deterministic: signing the digest must reproduce NIST's signature byte for byte.
-        assert_eq!(
-            key.sign(alg, &digest).unwrap(),
-            expected,
-            "{} {}",
-            v["mod"],
-            v["sha"]
-        );
+        assert_eq!(key.sign(alg, &digest).unwrap(), expected, "{} {}", v["mod"], v["sha"]);
         assert!(key.verify(alg, &digest, &expected).unwrap());
         let mut bad = expected.clone();
         bad[10] ^= 0x40;
@@ -523,20 +471,14 @@ fn rsa_decrypt_published_ciphertexts() {
         );
         let mut bad = ct.clone();
         bad[100] ^= 0x01;
-        assert!(matches!(
-            key.decrypt(alg, &bad, &NO_PARAMS),
-            Err(Error::DecryptFailed)
-        ));
+        assert!(matches!(key.decrypt(alg, &bad, &NO_PARAMS), Err(Error::DecryptFailed)));
     }
     assert_eq!(seen.len(), 3);
 }
 
 #[test]
 fn rsa_pss_signatures_from_pyca_cryptography() {
-    let path = format!(
-        "{}/tests/data/pyca_rsa_pss.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/data/pyca_rsa_pss.json", env!("CARGO_MANIFEST_DIR"));
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let key = PrivateKey::import_rsa(&rsa_components(&doc["key"])).unwrap();
     let vectors = doc["vectors"].as_array().unwrap();
@@ -550,8 +492,7 @@ fn rsa_pss_signatures_from_pyca_cryptography() {
         bad[0] ^= 0x01;
         assert!(!key.verify(alg, &digest, &bad).unwrap());
         // PSS signatures do not verify as PKCS#1 v1.5 ones.
-        let rs =
-            SignatureAlgorithm::parse(&v["alg"].as_str().unwrap().replace("PS", "RS")).unwrap();
+        let rs = SignatureAlgorithm::parse(&v["alg"].as_str().unwrap().replace("PS", "RS")).unwrap();
         assert!(!key.verify(rs, &digest, &sig).unwrap());
     }
 }
@@ -560,10 +501,7 @@ fn rsa_pss_signatures_from_pyca_cryptography() {
 
 /// Loads a trimmed Wycheproof file and returns (group, test) pairs.
 fn wycheproof(name: &str) -> Vec<(Value, Value)> {
-    let path = format!(
-        "{}/tests/data/wycheproof/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/data/wycheproof/{name}", env!("CARGO_MANIFEST_DIR"));
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut out = Vec::new();
     for group in doc["testGroups"].as_array().unwrap() {
@@ -652,11 +590,7 @@ fn wycheproof_aes_gcm() {
                 "{}",
                 tc(name, &t)
             ),
-            Expect::Invalid => assert!(
-                matches!(result, Err(Error::DecryptFailed)),
-                "{}",
-                tc(name, &t)
-            ),
+            Expect::Invalid => assert!(matches!(result, Err(Error::DecryptFailed)), "{}", tc(name, &t)),
             Expect::Acceptable => {}
         }
         seen.add(&e);
@@ -732,16 +666,8 @@ fn wycheproof_aes_cbc_pkcs7() {
         let e = expect(&t);
         match e {
             Expect::Valid => {
-                assert_eq!(
-                    key.encrypt(alg, &msg, &params).unwrap().value,
-                    ct,
-                    "{}",
-                    tc(name, &t)
-                );
-                assert_eq!(
-                    key.decrypt(alg, &ct, &params).unwrap().expose_secret(),
-                    msg.as_slice()
-                );
+                assert_eq!(key.encrypt(alg, &msg, &params).unwrap().value, ct, "{}", tc(name, &t));
+                assert_eq!(key.decrypt(alg, &ct, &params).unwrap().expose_secret(), msg.as_slice());
             }
             Expect::Invalid => {
                 assert!(
@@ -806,14 +732,8 @@ fn wycheproof_ecdsa_p1363() {
 #[test]
 fn wycheproof_rsa_signatures() {
     let files = [
-        (
-            "rsa_signature_2048_sha256_test.json",
-            SignatureAlgorithm::Rs256,
-        ),
-        (
-            "rsa_pss_2048_sha256_mgf1_32_test.json",
-            SignatureAlgorithm::Ps256,
-        ),
+        ("rsa_signature_2048_sha256_test.json", SignatureAlgorithm::Rs256),
+        ("rsa_pss_2048_sha256_mgf1_32_test.json", SignatureAlgorithm::Ps256),
     ];
     for (name, alg) in files {
         let mut seen = Seen::default();
@@ -859,10 +779,7 @@ fn wycheproof_rsa_key(private: &Value) -> PrivateKey {
 #[test]
 fn wycheproof_rsa_decryption() {
     let files = [
-        (
-            "rsa_oaep_2048_sha1_mgf1sha1_test.json",
-            EncryptionAlgorithm::RsaOaep,
-        ),
+        ("rsa_oaep_2048_sha1_mgf1sha1_test.json", EncryptionAlgorithm::RsaOaep),
         (
             "rsa_oaep_2048_sha256_mgf1sha256_test.json",
             EncryptionAlgorithm::RsaOaep256,
@@ -874,20 +791,11 @@ fn wycheproof_rsa_decryption() {
         let mut key_cache: Option<(Value, PrivateKey)> = None;
         for (g, t) in wycheproof(name) {
             // Azure's RSA-OAEP has no label; cases with one cannot be expressed through this API.
-            if t.get("label")
-                .and_then(Value::as_str)
-                .is_some_and(|l| !l.is_empty())
-            {
+            if t.get("label").and_then(Value::as_str).is_some_and(|l| !l.is_empty()) {
                 continue;
             }
-            if key_cache
-                .as_ref()
-                .is_none_or(|(k, _)| *k != g["privateKey"])
-            {
-                key_cache = Some((
-                    g["privateKey"].clone(),
-                    wycheproof_rsa_key(&g["privateKey"]),
-                ));
+            if key_cache.as_ref().is_none_or(|(k, _)| *k != g["privateKey"]) {
+                key_cache = Some((g["privateKey"].clone(), wycheproof_rsa_key(&g["privateKey"])));
             }
             let key = &key_cache.as_ref().unwrap().1;
             let result = key.decrypt(alg, &hx(&t, "ct"), &NO_PARAMS);
@@ -899,11 +807,7 @@ fn wycheproof_rsa_decryption() {
                     "{}",
                     tc(name, &t)
                 ),
-                Expect::Invalid => assert!(
-                    matches!(result, Err(Error::DecryptFailed)),
-                    "{}",
-                    tc(name, &t)
-                ),
+                Expect::Invalid => assert!(matches!(result, Err(Error::DecryptFailed)), "{}", tc(name, &t)),
                 Expect::Acceptable => {}
             }
             seen.add(&e);

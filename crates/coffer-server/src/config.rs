@@ -30,6 +30,8 @@ pub struct ServeConfig {
     pub soft_delete_retention_days: i64,
     /// Purge protection, fixed at creation.
     pub purge_protection: bool,
+    /// Object ids made Managed HSM Administrators at `/` when the instance is created.
+    pub administrators: Vec<String>,
     /// Lifetime of issued tokens in seconds.
     pub token_lifetime_secs: i64,
     /// Largest accepted request body in bytes.
@@ -50,6 +52,7 @@ impl Default for ServeConfig {
             instance_name: "coffer".into(),
             soft_delete_retention_days: 90,
             purge_protection: false,
+            administrators: Vec::new(),
             token_lifetime_secs: 3600,
             max_body_bytes: 1024 * 1024,
         }

@@ -13,9 +13,8 @@ use crate::error::ApiError;
 
 /// Decodes base64url (padding tolerated). `field` names the JSON member in the error.
 pub fn b64(field: &str, s: &str) -> Result<Vec<u8>, ApiError> {
-    B64.decode(s.trim_end_matches('=')).map_err(|_| {
-        ApiError::bad_parameter(format!("The value of '{field}' is not valid base64url."))
-    })
+    B64.decode(s.trim_end_matches('='))
+        .map_err(|_| ApiError::bad_parameter(format!("The value of '{field}' is not valid base64url.")))
 }
 
 fn b64_secret(field: &str, s: &Option<String>) -> Result<SecretBytes, ApiError> {
@@ -51,10 +50,7 @@ pub fn properties(
 ) -> Result<KeyProperties, ApiError> {
     let a = attributes.unwrap_or_default();
     let release_policy = match release_policy {
-        Some(p) => Some(
-            serde_json::to_string(&p)
-                .map_err(|_| ApiError::bad_parameter("invalid release_policy"))?,
-        ),
+        Some(p) => Some(serde_json::to_string(&p).map_err(|_| ApiError::bad_parameter("invalid release_policy"))?),
         None => None,
     };
     Ok(KeyProperties {
@@ -75,9 +71,7 @@ pub fn import_material(jwk: &wire::JsonWebKey) -> Result<ImportMaterial, ApiErro
         .as_deref()
         .ok_or_else(|| ApiError::bad_parameter("The JWK is missing 'kty'."))?;
     if jwk.key_hsm.is_some() {
-        return Err(ApiError::bad_parameter(
-            "BYOK import (key_hsm) is not supported yet.",
-        ));
+        return Err(ApiError::bad_parameter("BYOK import (key_hsm) is not supported yet."));
     }
     let family = coffer_core::key::KeyType::parse_family(kty)?;
     Ok(match family {
@@ -123,9 +117,7 @@ fn tags(rec: &KeyVersionRecord) -> Option<std::collections::BTreeMap<String, Str
 }
 
 fn release_policy(rec: &KeyVersionRecord) -> Option<wire::KeyReleasePolicy> {
-    rec.release_policy
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
+    rec.release_policy.as_deref().and_then(|p| serde_json::from_str(p).ok())
 }
 
 /// KeyBundle of a version.

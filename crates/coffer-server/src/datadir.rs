@@ -16,8 +16,7 @@ pub struct DataDir {
 impl DataDir {
     /// Creates the directory (0700) if missing.
     pub fn open(root: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(root)
-            .with_context(|| format!("creating data directory {}", root.display()))?;
+        std::fs::create_dir_all(root).with_context(|| format!("creating data directory {}", root.display()))?;
         let root = root
             .canonicalize()
             .with_context(|| format!("resolving {}", root.display()))?;
@@ -50,9 +49,7 @@ impl DataDir {
     pub fn seal_key_material(&self, create: bool) -> anyhow::Result<SecretBytes> {
         let path = self.seal_key();
         if path.exists() {
-            let bytes = SecretBytes::new(
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-            );
+            let bytes = SecretBytes::new(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
             if bytes.len() != 32 {
                 anyhow::bail!("{} must hold exactly 32 bytes", path.display());
             }

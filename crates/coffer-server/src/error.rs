@@ -56,14 +56,10 @@ impl From<coffer_core::Error> for ApiError {
             E::DecryptFailed => Self::bad_parameter(E::DecryptFailed.to_string()),
             E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "Forbidden", m),
             E::KeyNotFound(m) => Self::new(StatusCode::NOT_FOUND, "KeyNotFound", m),
-            E::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "NotFound", m),
-            E::Unauthenticated => {
-                Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
-            }
+            E::NotFound { code, message } => Self::new(StatusCode::NOT_FOUND, code, message),
+            E::Unauthenticated => Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
             E::InvalidClient(m) => Self::new(StatusCode::UNAUTHORIZED, "invalid_client", m),
-            E::InvalidTokenRequest { code, description } => {
-                Self::new(StatusCode::BAD_REQUEST, code, description)
-            }
+            E::InvalidTokenRequest { code, description } => Self::new(StatusCode::BAD_REQUEST, code, description),
             e @ (E::Storage(_) | E::Crypto(_) | E::Corrupt(_)) => {
                 let detail = match std::error::Error::source(&e) {
                     Some(src) => format!("{e}: {src}"),

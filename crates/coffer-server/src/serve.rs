@@ -40,9 +40,7 @@ impl Running {
 
 /// Makes the process harder to read secrets out of: no core dumps, not ptrace-attachable by other users.
 fn harden_process() {
-    if let Err(e) =
-        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-    {
+    if let Err(e) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
         tracing::warn!(error = %e, "could not mark the process non-dumpable");
     }
     let zero = rustix::process::Rlimit {
@@ -59,8 +57,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     config.validate()?;
     harden_process();
     let dir = DataDir::open(&config.data_dir)?;
-    let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let public_url = config.public_url_for(addr.port());
@@ -85,15 +82,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         dev: config.dev,
         soft_delete_retention_days: config.soft_delete_retention_days,
         purge_protection: config.purge_protection,
+        administrators: config.administrators.clone(),
     };
-    let (hsm, credentials) = Hsm::open_or_create(
-        Arc::new(store),
-        Arc::new(SystemClock),
-        &seal,
-        hsm_config,
-        &create,
-    )
-    .await?;
+    let (hsm, credentials) =
+        Hsm::open_or_create(Arc::new(store), Arc::new(SystemClock), &seal, hsm_config, &create).await?;
 
     let (cert_pem, key_pem) = crate::tls::certificate(&config, &dir)?;
     let tls = crate::tls::server_config(&cert_pem, &key_pem)?;
@@ -104,8 +96,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         } else {
             Some(dir.ca_cert().display().to_string())
         };
-        let secret = String::from_utf8(c.client_secret.expose_secret().to_vec())
-            .context("client secret encoding")?;
+        let secret = String::from_utf8(c.client_secret.expose_secret().to_vec()).context("client secret encoding")?;
         let doc = serde_json::json!({
             "url": public_url,
             "tenant_id": c.tenant_id,
@@ -131,11 +122,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     });
     let app = crate::routes::router(state);
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(tls),
-    )?
-    .handle(handle.clone());
+    let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?
+        .handle(handle.clone());
     let task = tokio::spawn(server.serve(app.into_make_service()));
     tracing::info!(url = %public_url, %addr, "coffer is listening");
     Ok(Running {

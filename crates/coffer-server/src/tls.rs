@@ -15,10 +15,8 @@ use crate::datadir::{DataDir, write_private, write_public};
 /// Loads or creates the certificate and key to serve, as PEM.
 pub fn certificate(config: &ServeConfig, dir: &DataDir) -> anyhow::Result<(String, SecretBytes)> {
     if let (Some(c), Some(k)) = (&config.tls_cert, &config.tls_key) {
-        let cert =
-            std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
-        let key =
-            SecretBytes::new(std::fs::read(k).with_context(|| format!("reading {}", k.display()))?);
+        let cert = std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
+        let key = SecretBytes::new(std::fs::read(k).with_context(|| format!("reading {}", k.display()))?);
         return Ok((cert, key));
     }
     let ca = if dir.ca_cert().exists() && dir.ca_key().exists() {
@@ -57,10 +55,7 @@ pub fn certificate(config: &ServeConfig, dir: &DataDir) -> anyhow::Result<(Strin
 }
 
 /// A rustls server configuration for the PEM certificate chain and key.
-pub fn server_config(
-    cert_pem: &str,
-    key_pem: &SecretBytes,
-) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub fn server_config(cert_pem: &str, key_pem: &SecretBytes) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_bytes())
         .collect::<Result<_, _>>()
         .context("parsing certificate PEM")?;

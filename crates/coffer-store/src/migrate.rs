@@ -2,7 +2,10 @@
 //! `schema_migrations`.
 use sqlx::{Executor, Row, SqlitePool};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_initial.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_initial.sql")),
+    (2, include_str!("../migrations/sqlite/0002_rbac_identities.sql")),
+];
 
 pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     pool.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)")

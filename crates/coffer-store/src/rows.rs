@@ -1,8 +1,6 @@
 //! Row ⇄ domain conversion, shared by the adapters.
 use coffer_core::Error;
-use coffer_core::key::{
-    KeyAttributes, KeyName, KeyOperation, KeyType, KeyVersion, KeyVersionRecord,
-};
+use coffer_core::key::{KeyAttributes, KeyName, KeyOperation, KeyType, KeyVersion, KeyVersionRecord};
 use coffer_crypto::keys::{Curve, PublicKey};
 use sqlx::Row;
 
@@ -35,12 +33,7 @@ pub(crate) fn columns(rec: &KeyVersionRecord) -> Result<VersionColumns, Error> {
         PublicKey::Ec { x, y, .. } => (Some(x.clone()), Some(y.clone())),
         PublicKey::Oct => (None, None),
     };
-    let key_ops = rec
-        .key_ops
-        .iter()
-        .map(|o| o.name())
-        .collect::<Vec<_>>()
-        .join(",");
+    let key_ops = rec.key_ops.iter().map(|o| o.name()).collect::<Vec<_>>().join(",");
     let tags = serde_json::to_string(&rec.tags).map_err(|e| Error::Corrupt(e.to_string()))?;
     Ok(VersionColumns {
         kty: rec.key_type.storage_tag(),
@@ -55,9 +48,7 @@ pub(crate) fn columns(rec: &KeyVersionRecord) -> Result<VersionColumns, Error> {
 
 pub(crate) fn version_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<KeyVersionRecord, Error> {
     let g = |c: &str| -> Result<i64, Error> { row.try_get::<i64, _>(c).map_err(storage) };
-    let go = |c: &str| -> Result<Option<i64>, Error> {
-        row.try_get::<Option<i64>, _>(c).map_err(storage)
-    };
+    let go = |c: &str| -> Result<Option<i64>, Error> { row.try_get::<Option<i64>, _>(c).map_err(storage) };
     let s = |c: &str| -> Result<String, Error> { row.try_get::<String, _>(c).map_err(storage) };
     let name = KeyName::parse(&s("name")?).map_err(|_| corrupt("name"))?;
     let version = KeyVersion::parse(&s("version")?).ok_or_else(|| corrupt("version"))?;

@@ -7,12 +7,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use coffer_core::Error;
 use coffer_core::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
-use coffer_core::store::{InstanceRecord, NewVersionMode, PrincipalRecord, Store};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use coffer_core::rbac::{RoleAssignment, RoleDefinition};
+use coffer_core::store::{ClientSecretRecord, GroupRecord, InstanceRecord, NewVersionMode, PrincipalRecord, Store};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use crate::identities as ids;
 use crate::rows::{columns, storage, version_from_row};
 
 const VERSION_SELECT: &str = "SELECT k.name AS name, k.deleted_date AS deleted_date, \
@@ -63,11 +63,7 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
-    async fn versions_where(
-        &self,
-        clause: &str,
-        binds: &[&str],
-    ) -> Result<Vec<KeyVersionRecord>, Error> {
+    async fn versions_where(&self, clause: &str, binds: &[&str]) -> Result<Vec<KeyVersionRecord>, Error> {
         // Only constant SQL fragments are concatenated here; every value is a bind parameter.
         let sql = format!("{VERSION_SELECT} {clause}");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -119,6 +115,7 @@ impl Store for SqliteStore {
         &self,
         ins: &InstanceRecord,
         p: &PrincipalRecord,
+        assignments: &[RoleAssignment],
     ) -> Result<(), Error> {
         let mut tx = self.writer.begin().await.map_err(storage)?;
         sqlx::query(
@@ -139,30 +136,14 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        sqlx::query("INSERT INTO principals (object_id, client_id, display_name, created) VALUES ($1, $2, $3, $4)")
-            .bind(&p.object_id)
-            .bind(&p.client_id)
-            .bind(&p.display_name)
-            .bind(p.created)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        for h in &p.secret_hashes {
-            sqlx::query("INSERT INTO principal_secrets (object_id, secret_hash) VALUES ($1, $2)")
-                .bind(&p.object_id)
-                .bind(h)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
+        ids::insert_principal(&mut tx, p).await?;
+        for a in assignments {
+            ids::insert_assignment(&mut tx, a).await?;
         }
         tx.commit().await.map_err(storage)
     }
 
-    async fn insert_versions(
-        &self,
-        versions: &[KeyVersionRecord],
-        mode: NewVersionMode,
-    ) -> Result<KeyName, Error> {
+    async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error> {
         let Some(first) = versions.first() else {
             return Err(Error::Corrupt("no versions to insert".into()));
         };
@@ -275,11 +256,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_keys(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<KeyVersionRecord>, Error> {
+    async fn list_keys(&self, after: Option<&str>, limit: usize) -> Result<Vec<KeyVersionRecord>, Error> {
         let after = after.unwrap_or("").to_ascii_lowercase();
         let limit = limit.to_string();
         self.versions_where(
@@ -335,11 +312,7 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(storage)
     }
 
-    async fn soft_delete(
-        &self,
-        name: &KeyName,
-        deletion: Deletion,
-    ) -> Result<Option<KeyVersionRecord>, Error> {
+    async fn soft_delete(&self, name: &KeyName, deletion: Deletion) -> Result<Option<KeyVersionRecord>, Error> {
         let nk = key_of(name);
         let mut tx = self.writer.begin().await.map_err(storage)?;
         let done = sqlx::query(
@@ -366,9 +339,8 @@ impl Store for SqliteStore {
     }
 
     async fn deleted_key(&self, name: &KeyName) -> Result<Option<DeletedKey>, Error> {
-        let sql = format!(
-            "{VERSION_SELECT} WHERE k.name_key = $1 AND k.deleted_date IS NOT NULL AND v.seq = k.latest_seq"
-        );
+        let sql =
+            format!("{VERSION_SELECT} WHERE k.name_key = $1 AND k.deleted_date IS NOT NULL AND v.seq = k.latest_seq");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(key_of(name))
             .fetch_optional(&self.reader)
@@ -379,11 +351,7 @@ impl Store for SqliteStore {
         Ok(deletion_of(&row)?.map(|deletion| DeletedKey { latest, deletion }))
     }
 
-    async fn list_deleted(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<DeletedKey>, Error> {
+    async fn list_deleted(&self, after: Option<&str>, limit: usize) -> Result<Vec<DeletedKey>, Error> {
         let sql = format!(
             "{VERSION_SELECT} WHERE k.deleted_date IS NOT NULL AND v.seq = k.latest_seq AND k.name_key > $1 \
              ORDER BY k.name_key LIMIT CAST($2 AS INTEGER)"
@@ -431,14 +399,12 @@ impl Store for SqliteStore {
     async fn purge(&self, name: &KeyName) -> Result<bool, Error> {
         let nk = key_of(name);
         let mut tx = self.writer.begin().await.map_err(storage)?;
-        let exists = sqlx::query(
-            "SELECT 1 AS one FROM keys WHERE name_key = $1 AND deleted_date IS NOT NULL",
-        )
-        .bind(&nk)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(storage)?
-        .is_some();
+        let exists = sqlx::query("SELECT 1 AS one FROM keys WHERE name_key = $1 AND deleted_date IS NOT NULL")
+            .bind(&nk)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?
+            .is_some();
         if !exists {
             return Ok(false);
         }
@@ -456,54 +422,28 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    async fn principal_by_client_id(
-        &self,
-        client_id: &str,
-    ) -> Result<Option<PrincipalRecord>, Error> {
-        let row = sqlx::query("SELECT object_id, client_id, display_name, created FROM principals WHERE client_id = $1")
+    async fn principal_by_client_id(&self, client_id: &str) -> Result<Option<PrincipalRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let row = sqlx::query("SELECT * FROM principals WHERE client_id = $1")
             .bind(client_id)
-            .fetch_optional(&self.reader)
+            .fetch_optional(&mut *conn)
             .await
             .map_err(storage)?;
-        let Some(r) = row else { return Ok(None) };
-        let object_id: String = r.try_get("object_id").map_err(storage)?;
-        let secret_hashes =
-            sqlx::query("SELECT secret_hash FROM principal_secrets WHERE object_id = $1")
-                .bind(&object_id)
-                .fetch_all(&self.reader)
-                .await
-                .map_err(storage)?
-                .iter()
-                .map(|r| r.try_get::<Vec<u8>, _>("secret_hash").map_err(storage))
-                .collect::<Result<Vec<_>, _>>()?;
-        let certificates =
-            sqlx::query("SELECT der FROM principal_certificates WHERE object_id = $1")
-                .bind(&object_id)
-                .fetch_all(&self.reader)
-                .await
-                .map_err(storage)?
-                .iter()
-                .map(|r| r.try_get::<Vec<u8>, _>("der").map_err(storage))
-                .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(PrincipalRecord {
-            object_id,
-            client_id: r.try_get("client_id").map_err(storage)?,
-            display_name: r.try_get("display_name").map_err(storage)?,
-            secret_hashes,
-            certificates,
-            created: r.try_get("created").map_err(storage)?,
-        }))
+        match row {
+            Some(r) => Ok(Some(ids::principal_from_row(&mut conn, &r).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn add_certificate(&self, object_id: &str, der: &[u8]) -> Result<bool, Error> {
         let mut tx = self.writer.begin().await.map_err(storage)?;
-        let exists = sqlx::query("SELECT 1 AS one FROM principals WHERE object_id = $1")
-            .bind(object_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(storage)?
-            .is_some();
-        if !exists {
+        if !exists(
+            &mut tx,
+            "SELECT 1 AS one FROM principals WHERE object_id = $1",
+            object_id,
+        )
+        .await?
+        {
             return Ok(false);
         }
         sqlx::query("INSERT INTO principal_certificates (object_id, der) VALUES ($1, $2)")
@@ -515,4 +455,362 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(storage)?;
         Ok(true)
     }
+
+    async fn principal(&self, object_id: &str) -> Result<Option<PrincipalRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let row = sqlx::query("SELECT * FROM principals WHERE object_id = $1")
+            .bind(object_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage)?;
+        match row {
+            Some(r) => Ok(Some(ids::principal_from_row(&mut conn, &r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let rows = sqlx::query("SELECT * FROM principals ORDER BY object_id")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(storage)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(ids::principal_from_row(&mut conn, r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn create_principal(&self, principal: &PrincipalRecord) -> Result<(), Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        ids::insert_principal(&mut tx, principal).await?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn delete_principal(&self, object_id: &str) -> Result<bool, Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        if !exists(
+            &mut tx,
+            "SELECT 1 AS one FROM principals WHERE object_id = $1",
+            object_id,
+        )
+        .await?
+        {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM principal_secrets WHERE object_id = $1",
+            "DELETE FROM principal_certificates WHERE object_id = $1",
+            "DELETE FROM group_members WHERE member_id = $1",
+            "DELETE FROM role_assignments WHERE principal_id = $1",
+            "DELETE FROM principals WHERE object_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(object_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(true)
+    }
+
+    async fn add_secret(&self, object_id: &str, secret: &ClientSecretRecord) -> Result<bool, Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        if !exists(
+            &mut tx,
+            "SELECT 1 AS one FROM principals WHERE object_id = $1",
+            object_id,
+        )
+        .await?
+        {
+            return Ok(false);
+        }
+        ids::insert_secret(&mut tx, object_id, secret).await?;
+        tx.commit().await.map_err(storage)?;
+        Ok(true)
+    }
+
+    async fn delete_secret(&self, object_id: &str, secret_id: &str) -> Result<bool, Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        let done = sqlx::query("DELETE FROM principal_secrets WHERE object_id = $1 AND secret_id = $2")
+            .bind(object_id)
+            .bind(secret_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_group(&self, group: &GroupRecord) -> Result<(), Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        if exists(
+            &mut tx,
+            "SELECT 1 AS one FROM groups WHERE object_id = $1",
+            &group.object_id,
+        )
+        .await?
+        {
+            return Err(Error::Conflict("A group with this object id exists.".into()));
+        }
+        sqlx::query("INSERT INTO groups (object_id, display_name, created) VALUES ($1, $2, $3)")
+            .bind(&group.object_id)
+            .bind(&group.display_name)
+            .bind(group.created)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn group(&self, object_id: &str) -> Result<Option<GroupRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let row = sqlx::query("SELECT * FROM groups WHERE object_id = $1")
+            .bind(object_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage)?;
+        match row {
+            Some(r) => Ok(Some(ids::group_from_row(&mut conn, &r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_groups(&self) -> Result<Vec<GroupRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let rows = sqlx::query("SELECT * FROM groups ORDER BY object_id")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(storage)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(ids::group_from_row(&mut conn, r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_group(&self, object_id: &str) -> Result<bool, Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        if !exists(&mut tx, "SELECT 1 AS one FROM groups WHERE object_id = $1", object_id).await? {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM group_members WHERE group_id = $1",
+            "DELETE FROM role_assignments WHERE principal_id = $1",
+            "DELETE FROM groups WHERE object_id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(object_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(true)
+    }
+
+    async fn add_group_member(&self, group_id: &str, member_id: &str) -> Result<bool, Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        if !exists(&mut tx, "SELECT 1 AS one FROM groups WHERE object_id = $1", group_id).await? {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO group_members (group_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(group_id)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(true)
+    }
+
+    async fn remove_group_member(&self, group_id: &str, member_id: &str) -> Result<bool, Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        let done = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
+            .bind(group_id)
+            .bind(member_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn groups_of(&self, member_id: &str) -> Result<Vec<String>, Error> {
+        sqlx::query("SELECT group_id FROM group_members WHERE member_id = $1 ORDER BY group_id")
+            .bind(member_id)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(storage)?
+            .iter()
+            .map(|r| r.try_get::<String, _>("group_id").map_err(storage))
+            .collect()
+    }
+
+    async fn custom_roles(&self) -> Result<Vec<RoleDefinition>, Error> {
+        let rows = sqlx::query("SELECT * FROM role_definitions ORDER BY id")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(storage)?;
+        rows.iter().map(ids::role_from_row).collect()
+    }
+
+    async fn custom_role(&self, id: &str) -> Result<Option<RoleDefinition>, Error> {
+        let row = sqlx::query("SELECT * FROM role_definitions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(storage)?;
+        row.as_ref().map(ids::role_from_row).transpose()
+    }
+
+    async fn put_custom_role(&self, role: &RoleDefinition, now: i64, limit: usize) -> Result<(), Error> {
+        let perms = ids::permissions_json(&role.permissions)?;
+        let scopes = serde_json::to_string(&role.assignable_scopes).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        let existing = exists(&mut tx, "SELECT 1 AS one FROM role_definitions WHERE id = $1", &role.id).await?;
+        if existing {
+            sqlx::query(
+                "UPDATE role_definitions SET role_name = $1, description = $2, permissions = $3, \
+                 assignable_scopes = $4, updated = $5 WHERE id = $6",
+            )
+            .bind(&role.role_name)
+            .bind(&role.description)
+            .bind(&perms)
+            .bind(&scopes)
+            .bind(now)
+            .bind(&role.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        } else {
+            let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM role_definitions")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(storage)?
+                .try_get("n")
+                .map_err(storage)?;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= limit {
+                return Err(Error::BadParameter(format!(
+                    "An HSM may hold at most {limit} custom role definitions."
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO role_definitions (id, role_name, description, permissions, assignable_scopes, created, \
+                 updated) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            )
+            .bind(&role.id)
+            .bind(&role.role_name)
+            .bind(&role.description)
+            .bind(&perms)
+            .bind(&scopes)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn delete_custom_role(&self, id: &str) -> Result<Option<RoleDefinition>, Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        let row = sqlx::query("SELECT * FROM role_definitions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let Some(row) = row else { return Ok(None) };
+        let def = ids::role_from_row(&row)?;
+        if exists(
+            &mut tx,
+            "SELECT 1 AS one FROM role_assignments WHERE role_definition_id = $1",
+            id,
+        )
+        .await?
+        {
+            return Err(Error::Conflict(format!(
+                "The role definition '{id}' is referenced by role assignments; delete them first."
+            )));
+        }
+        sqlx::query("DELETE FROM role_definitions WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(Some(def))
+    }
+
+    async fn role_assignments(&self, principal_ids: Option<&[String]>) -> Result<Vec<RoleAssignment>, Error> {
+        let rows = sqlx::query("SELECT * FROM role_assignments ORDER BY created, name")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(storage)?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let a = ids::assignment_from_row(r)?;
+            if principal_ids.is_none_or(|ids| ids.iter().any(|p| p.eq_ignore_ascii_case(&a.principal_id))) {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn role_assignment(&self, name: &str) -> Result<Option<RoleAssignment>, Error> {
+        let row = sqlx::query("SELECT * FROM role_assignments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(storage)?;
+        row.as_ref().map(ids::assignment_from_row).transpose()
+    }
+
+    async fn create_role_assignment(&self, assignment: &RoleAssignment, custom_role: bool) -> Result<(), Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        if custom_role
+            && !exists(
+                &mut tx,
+                "SELECT 1 AS one FROM role_definitions WHERE id = $1",
+                &assignment.role_definition_id,
+            )
+            .await?
+        {
+            return Err(Error::BadParameter(format!(
+                "The role definition '{}' does not exist.",
+                assignment.role_definition_id
+            )));
+        }
+        ids::insert_assignment(&mut tx, assignment).await?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn delete_role_assignment(&self, name: &str) -> Result<Option<RoleAssignment>, Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        let row = sqlx::query("SELECT * FROM role_assignments WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let Some(row) = row else { return Ok(None) };
+        let a = ids::assignment_from_row(&row)?;
+        sqlx::query("DELETE FROM role_assignments WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(Some(a))
+    }
+}
+
+/// Whether a one-parameter existence query finds a row.
+async fn exists(conn: &mut sqlx::SqliteConnection, sql: &'static str, param: &str) -> Result<bool, Error> {
+    Ok(sqlx::query(sql)
+        .bind(param)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(storage)?
+        .is_some())
 }

@@ -6,12 +6,43 @@ use std::path::PathBuf;
 use anyhow::Context;
 use coffer_server::{Running, ServeConfig};
 
+/// Managed HSM Crypto User.
+pub const CRYPTO_USER: &str = "21dbd100-6940-42c2-9190-5d6cb909625b";
+/// Managed HSM Crypto Officer.
+pub const CRYPTO_OFFICER: &str = "515eb02d-2335-4d2d-92f2-b1cbdf9c3778";
+
+/// A random GUID-shaped name.
+pub fn uuid_like() -> String {
+    let b: [u8; 16] = std::array::from_fn(|_| rand_byte());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        u16::from_be_bytes([b[6], b[7]]) & 0xfff,
+        u16::from_be_bytes([b[8], b[9]]) & 0xfff,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
+fn rand_byte() -> u8 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    (h.finish() & 0xff) as u8
+}
+
 /// Builder for a test server.
 #[derive(Debug, Default)]
 pub struct TestServerBuilder {
     retention_days: Option<i64>,
     purge_protection: bool,
     data_dir: Option<PathBuf>,
+    bare: bool,
 }
 
 impl TestServerBuilder {
@@ -25,6 +56,12 @@ impl TestServerBuilder {
         self.purge_protection = true;
         self
     }
+    /// Do not give the bootstrap principal the crypto roles (it keeps only Administrator and Identity
+    /// Administrator at `/`, as a new instance has).
+    pub fn bare(mut self) -> Self {
+        self.bare = true;
+        self
+    }
     /// Use an existing data directory (e.g. to open an instance created earlier).
     pub fn data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = Some(dir);
@@ -33,10 +70,7 @@ impl TestServerBuilder {
     /// Starts the server.
     pub async fn start(self) -> anyhow::Result<TestServer> {
         let tmp = tempfile::tempdir()?;
-        let dir = self
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| tmp.path().join("data"));
+        let dir = self.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse()?,
             data_dir: dir.clone(),
@@ -53,13 +87,20 @@ impl TestServerBuilder {
         let client = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
             .build()?;
-        Ok(TestServer {
+        let server = TestServer {
             running: Some(running),
             config,
             creds,
             client,
             _tmp: tmp,
-        })
+        };
+        if !self.bare {
+            let oid = server.cred("object_id");
+            for role in [CRYPTO_USER, CRYPTO_OFFICER] {
+                server.assign(role, "/", &oid).await?;
+            }
+        }
+        Ok(server)
     }
 }
 
@@ -83,10 +124,7 @@ impl TestServer {
 
     /// The public base URL.
     pub fn url(&self) -> String {
-        self.running
-            .as_ref()
-            .map(|r| r.url.clone())
-            .unwrap_or_default()
+        self.running.as_ref().map(|r| r.url.clone()).unwrap_or_default()
     }
 
     /// A credential field.
@@ -96,11 +134,7 @@ impl TestServer {
 
     /// The token endpoint URL.
     pub fn token_endpoint(&self) -> String {
-        format!(
-            "{}/{}/oauth2/v2.0/token",
-            self.url(),
-            self.cred("tenant_id")
-        )
+        format!("{}/{}/oauth2/v2.0/token", self.url(), self.cred("tenant_id"))
     }
 
     /// A bearer token for the bootstrap principal.
@@ -111,17 +145,8 @@ impl TestServer {
             ("client_secret", self.cred("client_secret")),
             ("scope", format!("{}/.default", self.url())),
         ];
-        let resp = self
-            .client
-            .post(self.token_endpoint())
-            .form(&form)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            resp.status().is_success(),
-            "token request failed: {}",
-            resp.status()
-        );
+        let resp = self.client.post(self.token_endpoint()).form(&form).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "token request failed: {}", resp.status());
         let body: serde_json::Value = resp.json().await?;
         body["access_token"]
             .as_str()
@@ -153,6 +178,21 @@ impl TestServer {
             serde_json::from_str(&text)?
         };
         Ok((status, json))
+    }
+
+    /// Assigns a role (by GUID) at a scope (`/`, `/keys`, `/keys/{name}`) as the bootstrap principal.
+    pub async fn assign(&self, role: &str, scope: &str, principal_id: &str) -> anyhow::Result<String> {
+        let name = uuid_like();
+        let path = format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=7.6",
+            scope.trim_end_matches('/')
+        );
+        let body = serde_json::json!({"properties": {
+            "roleDefinitionId": format!("Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+            "principalId": principal_id}});
+        let (status, resp) = self.call(reqwest::Method::PUT, &path, Some(body)).await?;
+        anyhow::ensure!(status == 201, "role assignment failed: {status} {resp}");
+        Ok(name)
     }
 
     /// Stops the server gracefully and starts it again on the same data directory (on a new port).

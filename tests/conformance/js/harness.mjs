@@ -7,7 +7,7 @@ import https from "node:https";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -50,6 +50,49 @@ function healthz(port, ca) {
   });
 }
 
+// A new instance's bootstrap principal is Managed HSM Administrator only; the key tests need Crypto User and
+// Crypto Officer at "/". Names are derived from the principal so a restart finds them (409) instead of duplicating.
+const CRYPTO_ROLES = ["21dbd100-6940-42c2-9190-5d6cb909625b", "515eb02d-2335-4d2d-92f2-b1cbdf9c3778"];
+
+function httpsJson(port, ca, method, pathAndQuery, headers, body) {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: "127.0.0.1", port, path: pathAndQuery, method, ca, headers, timeout: 30_000 },
+      (res) => {
+        let data = "";
+        res.on("data", (c) => (data += c));
+        res.on("end", () => resolve({ status: res.statusCode, body: data }));
+      },
+    );
+    req.on("error", reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+async function grantCryptoRoles(port, creds) {
+  const ca = fs.readFileSync(creds.ca_cert);
+  const form = new URLSearchParams({
+    grant_type: "client_credentials",
+    client_id: creds.client_id,
+    client_secret: creds.client_secret,
+    scope: `${creds.url}/.default`,
+  }).toString();
+  const tok = await httpsJson(port, ca, "POST", `/${creds.tenant_id}/oauth2/v2.0/token`,
+    { "content-type": "application/x-www-form-urlencoded" }, form);
+  if (tok.status !== 200) throw new Error(`token: ${tok.status} ${tok.body}`);
+  const token = JSON.parse(tok.body).access_token;
+  for (const role of CRYPTO_ROLES) {
+    const name = createHash("sha256").update(`${creds.object_id}/${role}`).digest("hex");
+    const guid = `${name.slice(0, 8)}-${name.slice(8, 12)}-${name.slice(12, 16)}-${name.slice(16, 20)}-${name.slice(20, 32)}`;
+    const body = JSON.stringify({ properties: { principalId: creds.object_id,
+      roleDefinitionId: `Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/${role}` } });
+    const r = await httpsJson(port, ca, "PUT", `/providers/Microsoft.Authorization/roleAssignments/${guid}?api-version=7.6`,
+      { authorization: `Bearer ${token}`, "content-type": "application/json" }, body);
+    if (r.status !== 201 && r.status !== 409) throw new Error(`assign ${role}: ${r.status} ${r.body}`);
+  }
+}
+
 export async function startServer({ dataDir, name, port, timeoutMs = 180_000 }) {
   const bin = cofferBin();
   if (!fs.existsSync(bin)) {
@@ -85,6 +128,7 @@ export async function startServer({ dataDir, name, port, timeoutMs = 180_000 }) 
         const creds = JSON.parse(fs.readFileSync(credsPath, "utf8"));
         const status = await healthz(port, fs.readFileSync(creds.ca_cert));
         if (status === 200) {
+          await grantCryptoRoles(port, creds);
           return {
             child,
             port,

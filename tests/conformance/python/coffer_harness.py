@@ -60,6 +60,30 @@ class ServerError(AssertionError):
     pass
 
 
+CRYPTO_USER = "21dbd100-6940-42c2-9190-5d6cb909625b"
+CRYPTO_OFFICER = "515eb02d-2335-4d2d-92f2-b1cbdf9c3778"
+
+
+def grant_crypto_roles(port: int, creds: dict, resource: Optional[str] = None) -> None:
+    """A new instance's bootstrap principal is Managed HSM Administrator only (as in Azure, it must assign itself a
+    crypto role before it can use keys). The key tests need Crypto User and Crypto Officer at '/': assign them with
+    names derived from the principal, so a restart finds them in place (409) instead of duplicating them."""
+    base = f"https://127.0.0.1:{port}"
+    tok = requests.post(f"{base}/{creds['tenant_id']}/oauth2/v2.0/token", verify=creds["ca_cert"], timeout=30, data={
+        "grant_type": "client_credentials", "client_id": creds["client_id"],
+        "client_secret": creds["client_secret"], "scope": f"{resource or creds['url']}/.default"})
+    tok.raise_for_status()
+    headers = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+    for role in (CRYPTO_USER, CRYPTO_OFFICER):
+        name = uuid.uuid5(uuid.NAMESPACE_URL, f"{creds['object_id']}/{role}")
+        body = {"properties": {"principalId": creds["object_id"],
+                               "roleDefinitionId": f"Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/{role}"}}
+        r = requests.put(f"{base}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=7.6",
+                         json=body, headers=headers, verify=creds["ca_cert"], timeout=30)
+        if r.status_code not in (201, 409):
+            raise ServerError(f"assigning role {role}: {r.status_code} {r.text}")
+
+
 class CofferServer:
     def __init__(self, data_dir: Path, name: str, port: Optional[int] = None, extra_args: tuple[str, ...] = ()):
         self.data_dir = Path(data_dir)
@@ -113,6 +137,9 @@ class CofferServer:
                     r = requests.get(f"https://127.0.0.1:{self.port}/healthz", verify=ca, timeout=5)
                     if r.status_code == 200:
                         self.creds = creds
+                        args = list(self.extra_args)
+                        resource = args[args.index("--resource") + 1] if "--resource" in args else None
+                        grant_crypto_roles(self.port, creds, resource)
                         return
                     last_err = f"healthz -> {r.status_code} {r.text[:200]}"
                 except (ValueError, KeyError, OSError, requests.RequestException) as e:

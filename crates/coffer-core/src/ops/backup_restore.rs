@@ -11,9 +11,9 @@ use coffer_crypto::keys::{Curve, PrivateKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::authz::{DataAction, Scope};
 use crate::key::{KeyAttributes, KeyName, KeyOperation, KeyType, KeyVersion, KeyVersionRecord};
 use crate::ops::read::not_found;
+use crate::rbac::{DataAction, Scope};
 use crate::store::NewVersionMode;
 use crate::{Error, Hsm, Principal};
 
@@ -51,21 +51,15 @@ impl Drop for BlobVersion {
 }
 
 fn invalid_blob() -> Error {
-    Error::BadParameter(
-        "The backup blob is invalid, was tampered with, or was made by another security domain."
-            .into(),
-    )
+    Error::BadParameter("The backup blob is invalid, was tampered with, or was made by another security domain.".into())
 }
 
 impl Hsm {
     /// BackupKey: an opaque blob of all versions.
     pub async fn backup_key(&self, caller: &Principal, name: &str) -> Result<Vec<u8>, Error> {
         let key_name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(
-            caller,
-            DataAction::KeysBackup,
-            &Scope::Key(key_name.to_string()),
-        )?;
+        self.authorize(caller, DataAction::KeysBackup, &Scope::Key(key_name.to_string()))
+            .await?;
         let records = self.store.all_versions(&key_name).await?;
         if records.is_empty() {
             return Err(not_found(name));
@@ -95,8 +89,7 @@ impl Hsm {
             name: key_name.to_string(),
             versions,
         };
-        let json =
-            Zeroizing::new(serde_json::to_vec(&blob).map_err(|e| Error::Corrupt(e.to_string()))?);
+        let json = Zeroizing::new(serde_json::to_vec(&blob).map_err(|e| Error::Corrupt(e.to_string()))?);
         let sealed = coffer_crypto::seal::seal(&self.keys.backup, AAD, &json)?;
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&sealed);
@@ -105,24 +98,15 @@ impl Hsm {
     }
 
     /// RestoreKey: brings back a key from a backup blob.
-    pub async fn restore_key(
-        &self,
-        caller: &Principal,
-        blob: &[u8],
-    ) -> Result<KeyVersionRecord, Error> {
+    pub async fn restore_key(&self, caller: &Principal, blob: &[u8]) -> Result<KeyVersionRecord, Error> {
         // The blob names the key only inside the sealed part; authorize on /keys first, then on the key itself.
-        self.authorize(caller, DataAction::KeysRestore, &Scope::Keys)?;
+        self.authorize(caller, DataAction::KeysRestore, &Scope::Keys).await?;
         let sealed = blob.strip_prefix(MAGIC).ok_or_else(invalid_blob)?;
-        let json = coffer_crypto::seal::open(&self.keys.backup, AAD, sealed)
-            .map_err(|_| invalid_blob())?;
-        let parsed: Blob =
-            serde_json::from_slice(json.expose_secret()).map_err(|_| invalid_blob())?;
+        let json = coffer_crypto::seal::open(&self.keys.backup, AAD, sealed).map_err(|_| invalid_blob())?;
+        let parsed: Blob = serde_json::from_slice(json.expose_secret()).map_err(|_| invalid_blob())?;
         let name = KeyName::parse(&parsed.name).map_err(|_| invalid_blob())?;
-        self.authorize(
-            caller,
-            DataAction::KeysRestore,
-            &Scope::Key(name.to_string()),
-        )?;
+        self.authorize(caller, DataAction::KeysRestore, &Scope::Key(name.to_string()))
+            .await?;
         let mut records = Vec::with_capacity(parsed.versions.len());
         for v in &parsed.versions {
             let curve = match &v.crv {
@@ -136,8 +120,8 @@ impl Hsm {
                 _ => return Err(invalid_blob()),
             };
             let material = Zeroizing::new(B64.decode(&v.material).map_err(|_| invalid_blob())?);
-            let key = PrivateKey::from_storage_bytes(key_type.family(), curve, &material)
-                .map_err(|_| invalid_blob())?;
+            let key =
+                PrivateKey::from_storage_bytes(key_type.family(), curve, &material).map_err(|_| invalid_blob())?;
             let ops = v
                 .key_ops
                 .iter()
@@ -173,8 +157,7 @@ impl Hsm {
             .await?;
         self.cache.invalidate(name.as_str());
         for (r, k) in records {
-            self.cache
-                .insert(r.name.as_str(), r.version.as_str(), Arc::new(k));
+            self.cache.insert(r.name.as_str(), r.version.as_str(), Arc::new(k));
         }
         tracing::info!(key = %name, versions = recs.len(), "key restored");
         Ok(latest)

@@ -7,8 +7,8 @@ use coffer_crypto::SecretBytes;
 use coffer_crypto::keys::{Curve, KeyFamily, PrivateKey, RsaPrivateComponents};
 
 use super::{KeyProperties, check_tags, check_times};
-use crate::authz::{DataAction, Scope};
 use crate::key::{KeyAttributes, KeyName, KeyOperation, KeyType, KeyVersion, KeyVersionRecord};
+use crate::rbac::{DataAction, Scope};
 use crate::store::NewVersionMode;
 use crate::{Error, Hsm, Principal};
 
@@ -55,17 +55,10 @@ fn bad(m: impl Into<String>) -> Error {
 
 impl Hsm {
     /// Creates a key (or a new version of it).
-    pub async fn create_key(
-        &self,
-        caller: &Principal,
-        req: CreateKeyRequest,
-    ) -> Result<KeyVersionRecord, Error> {
+    pub async fn create_key(&self, caller: &Principal, req: CreateKeyRequest) -> Result<KeyVersionRecord, Error> {
         let name = KeyName::parse(&req.name)?;
-        self.authorize(
-            caller,
-            DataAction::KeysCreate,
-            &Scope::Key(name.to_string()),
-        )?;
+        self.authorize(caller, DataAction::KeysCreate, &Scope::Key(name.to_string()))
+            .await?;
         let family = KeyType::parse_family(&req.kty)?;
         let (key_type, key) = match family {
             KeyFamily::Rsa => {
@@ -94,13 +87,10 @@ impl Hsm {
             }
             KeyFamily::Ec => {
                 if req.key_size.is_some() || req.public_exponent.is_some() {
-                    return Err(bad(
-                        "key_size and public_exponent are not valid for an EC key.",
-                    ));
+                    return Err(bad("key_size and public_exponent are not valid for an EC key."));
                 }
                 let crv = req.curve.as_deref().unwrap_or("P-256");
-                let curve = Curve::parse(crv)
-                    .ok_or_else(|| bad(format!("The curve '{crv}' is not supported.")))?;
+                let curve = Curve::parse(crv).ok_or_else(|| bad(format!("The curve '{crv}' is not supported.")))?;
                 (KeyType::Ec(curve), PrivateKey::generate_ec(curve)?)
             }
             KeyFamily::Oct => {
@@ -111,31 +101,21 @@ impl Hsm {
                     None => 256,
                     Some(b @ (128 | 192 | 256)) => b,
                     Some(b) => {
-                        return Err(bad(format!(
-                            "AES key size {b} is not supported; use 128, 192 or 256."
-                        )));
+                        return Err(bad(format!("AES key size {b} is not supported; use 128, 192 or 256.")));
                     }
                 };
                 let bits = u32::try_from(bits).map_err(|_| bad("invalid key_size"))?;
                 (KeyType::Oct(bits), PrivateKey::generate_oct(bits)?)
             }
         };
-        self.store_new_version(name, key_type, key, req.properties)
-            .await
+        self.store_new_version(name, key_type, key, req.properties).await
     }
 
     /// Imports key material as a key (or a new version of it).
-    pub async fn import_key(
-        &self,
-        caller: &Principal,
-        req: ImportKeyRequest,
-    ) -> Result<KeyVersionRecord, Error> {
+    pub async fn import_key(&self, caller: &Principal, req: ImportKeyRequest) -> Result<KeyVersionRecord, Error> {
         let name = KeyName::parse(&req.name)?;
-        self.authorize(
-            caller,
-            DataAction::KeysImport,
-            &Scope::Key(name.to_string()),
-        )?;
+        self.authorize(caller, DataAction::KeysImport, &Scope::Key(name.to_string()))
+            .await?;
         let rq = Error::from_request_crypto;
         let (key_type, key) = match req.material {
             ImportMaterial::Rsa(c) => {
@@ -149,20 +129,15 @@ impl Hsm {
                 (KeyType::Rsa(bits), key)
             }
             ImportMaterial::Ec { curve, d, x, y } => {
-                let c = Curve::parse(&curve)
-                    .ok_or_else(|| bad(format!("The curve '{curve}' is not supported.")))?;
-                (
-                    KeyType::Ec(c),
-                    PrivateKey::import_ec(c, &d, &x, &y).map_err(rq)?,
-                )
+                let c = Curve::parse(&curve).ok_or_else(|| bad(format!("The curve '{curve}' is not supported.")))?;
+                (KeyType::Ec(c), PrivateKey::import_ec(c, &d, &x, &y).map_err(rq)?)
             }
             ImportMaterial::Oct(k) => {
                 let key = PrivateKey::import_oct(k).map_err(rq)?;
                 (KeyType::Oct(key.size_bits()), key)
             }
         };
-        self.store_new_version(name, key_type, key, req.properties)
-            .await
+        self.store_new_version(name, key_type, key, req.properties).await
     }
 
     async fn store_new_version(

@@ -4,9 +4,9 @@
 //! stay possible after expiry so that data protected earlier can still be read.
 use coffer_crypto::keys::{CipherOutput, CipherParams, EncryptionAlgorithm, SignatureAlgorithm};
 
-use crate::authz::{DataAction, Scope};
 use crate::key::{KeyName, KeyOperation, KeyVersionRecord};
 use crate::ops::read::not_found;
+use crate::rbac::{DataAction, Scope};
 use crate::{Error, Hsm, Principal};
 
 /// The versioned key that performed an operation, and its output.
@@ -68,12 +68,7 @@ pub enum CipherResult {
 }
 
 impl Hsm {
-    fn check_usable(
-        &self,
-        rec: &KeyVersionRecord,
-        op: KeyOperation,
-        protects_new_data: bool,
-    ) -> Result<(), Error> {
+    fn check_usable(&self, rec: &KeyVersionRecord, op: KeyOperation, protects_new_data: bool) -> Result<(), Error> {
         let now = self.clock.now();
         let name = rec.name.as_str();
         if !rec.attributes.enabled {
@@ -112,10 +107,10 @@ impl Hsm {
         input: CipherInput,
     ) -> Result<CryptoResult<CipherResult>, Error> {
         let key_name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(caller, op.action(), &Scope::Key(key_name.to_string()))?;
-        let alg = EncryptionAlgorithm::parse(&input.alg).ok_or_else(|| {
-            Error::BadParameter(format!("The algorithm '{}' is not supported.", input.alg))
-        })?;
+        self.authorize(caller, op.action(), &Scope::Key(key_name.to_string()))
+            .await?;
+        let alg = EncryptionAlgorithm::parse(&input.alg)
+            .ok_or_else(|| Error::BadParameter(format!("The algorithm '{}' is not supported.", input.alg)))?;
         let rec = self.load_version(&key_name, version).await?;
         if alg.family() != rec.key_type.family() {
             return Err(Error::BadParameter(format!(
@@ -158,14 +153,10 @@ impl Hsm {
         digest: &[u8],
     ) -> Result<CryptoResult<Vec<u8>>, Error> {
         let key_name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(
-            caller,
-            DataAction::KeysSign,
-            &Scope::Key(key_name.to_string()),
-        )?;
-        let alg = SignatureAlgorithm::parse(alg).ok_or_else(|| {
-            Error::BadParameter(format!("The algorithm '{alg}' is not supported."))
-        })?;
+        self.authorize(caller, DataAction::KeysSign, &Scope::Key(key_name.to_string()))
+            .await?;
+        let alg = SignatureAlgorithm::parse(alg)
+            .ok_or_else(|| Error::BadParameter(format!("The algorithm '{alg}' is not supported.")))?;
         let rec = self.load_version(&key_name, version).await?;
         self.check_usable(&rec, KeyOperation::Sign, true)?;
         let key = self.private_key(&rec)?;
@@ -188,20 +179,14 @@ impl Hsm {
         signature: &[u8],
     ) -> Result<CryptoResult<bool>, Error> {
         let key_name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(
-            caller,
-            DataAction::KeysVerify,
-            &Scope::Key(key_name.to_string()),
-        )?;
-        let alg = SignatureAlgorithm::parse(alg).ok_or_else(|| {
-            Error::BadParameter(format!("The algorithm '{alg}' is not supported."))
-        })?;
+        self.authorize(caller, DataAction::KeysVerify, &Scope::Key(key_name.to_string()))
+            .await?;
+        let alg = SignatureAlgorithm::parse(alg)
+            .ok_or_else(|| Error::BadParameter(format!("The algorithm '{alg}' is not supported.")))?;
         let rec = self.load_version(&key_name, version).await?;
         self.check_usable(&rec, KeyOperation::Verify, false)?;
         let key = self.private_key(&rec)?;
-        let ok = key
-            .verify(alg, digest, signature)
-            .map_err(Error::from_request_crypto)?;
+        let ok = key.verify(alg, digest, signature).map_err(Error::from_request_crypto)?;
         Ok(CryptoResult {
             name: key_name,
             version: rec.version.as_str().to_string(),

@@ -1,9 +1,9 @@
 //! Soft-delete, deleted-key reads, recover and purge. Deleting a key deletes all its versions; it stays
 //! recoverable for the instance's retention period, and its name cannot be reused until it is recovered or purged.
 //! Under purge protection a purge is refused.
-use crate::authz::{DataAction, Scope};
 use crate::key::{DeletedKey, Deletion, KeyName, KeyVersionRecord};
 use crate::ops::read::{Page, page_size, trim_page};
+use crate::rbac::{DataAction, Scope};
 use crate::{Error, Hsm, Principal};
 
 fn deleted_not_found(name: &str) -> Error {
@@ -14,11 +14,8 @@ impl Hsm {
     /// DeleteKey (soft).
     pub async fn delete_key(&self, caller: &Principal, name: &str) -> Result<DeletedKey, Error> {
         let key_name = KeyName::parse(name).map_err(|_| crate::ops::read::not_found(name))?;
-        self.authorize(
-            caller,
-            DataAction::KeysDelete,
-            &Scope::Key(key_name.to_string()),
-        )?;
+        self.authorize(caller, DataAction::KeysDelete, &Scope::Key(key_name.to_string()))
+            .await?;
         let now = self.clock.now();
         let deletion = Deletion {
             deleted_date: now,
@@ -35,17 +32,10 @@ impl Hsm {
     }
 
     /// GetDeletedKey.
-    pub async fn get_deleted_key(
-        &self,
-        caller: &Principal,
-        name: &str,
-    ) -> Result<DeletedKey, Error> {
+    pub async fn get_deleted_key(&self, caller: &Principal, name: &str) -> Result<DeletedKey, Error> {
         let key_name = KeyName::parse(name).map_err(|_| deleted_not_found(name))?;
-        self.authorize(
-            caller,
-            DataAction::KeysDeletedRead,
-            &Scope::Key(key_name.to_string()),
-        )?;
+        self.authorize(caller, DataAction::KeysDeletedRead, &Scope::Key(key_name.to_string()))
+            .await?;
         self.store
             .deleted_key(&key_name)
             .await?
@@ -59,7 +49,8 @@ impl Hsm {
         marker: Option<&str>,
         maxresults: Option<i64>,
     ) -> Result<Page<DeletedKey>, Error> {
-        self.authorize(caller, DataAction::KeysDeletedRead, &Scope::Keys)?;
+        self.authorize(caller, DataAction::KeysDeletedRead, &Scope::Keys)
+            .await?;
         let limit = page_size(maxresults)?;
         let mut items = self.store.list_deleted(marker, limit + 1).await?;
         let next_marker = trim_page(&mut items, limit, |d| d.latest.name.to_string());
@@ -67,17 +58,14 @@ impl Hsm {
     }
 
     /// RecoverDeletedKey.
-    pub async fn recover_key(
-        &self,
-        caller: &Principal,
-        name: &str,
-    ) -> Result<KeyVersionRecord, Error> {
+    pub async fn recover_key(&self, caller: &Principal, name: &str) -> Result<KeyVersionRecord, Error> {
         let key_name = KeyName::parse(name).map_err(|_| deleted_not_found(name))?;
         self.authorize(
             caller,
             DataAction::KeysDeletedRecover,
             &Scope::Key(key_name.to_string()),
-        )?;
+        )
+        .await?;
         let rec = self
             .store
             .recover(&key_name)
@@ -90,11 +78,8 @@ impl Hsm {
     /// PurgeDeletedKey.
     pub async fn purge_key(&self, caller: &Principal, name: &str) -> Result<(), Error> {
         let key_name = KeyName::parse(name).map_err(|_| deleted_not_found(name))?;
-        self.authorize(
-            caller,
-            DataAction::KeysDeletedDelete,
-            &Scope::Key(key_name.to_string()),
-        )?;
+        self.authorize(caller, DataAction::KeysDeletedDelete, &Scope::Key(key_name.to_string()))
+            .await?;
         if self.instance.purge_protection {
             return Err(Error::Forbidden(format!(
                 "Operation 'purge' is not allowed on key '{name}' because purge protection is enabled for this HSM."

@@ -4,8 +4,11 @@ pub mod backup_restore;
 pub mod create_import;
 pub mod crypto;
 pub mod delete_recover_purge;
+pub mod identities;
 pub mod random;
 pub mod read;
+pub mod role_assignments;
+pub mod role_definitions;
 pub mod update;
 
 use std::collections::BTreeMap;
@@ -28,15 +31,12 @@ pub struct KeyProperties {
 /// Validates tags: at most 15, names up to 512 and values up to 256 characters (Key Vault limits).
 pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
     if tags.len() > 15 {
-        return Err(Error::BadParameter(
-            "A key may have at most 15 tags.".into(),
-        ));
+        return Err(Error::BadParameter("A key may have at most 15 tags.".into()));
     }
     for (k, v) in tags {
         if k.is_empty() || k.chars().count() > 512 || v.chars().count() > 256 {
             return Err(Error::BadParameter(
-                "Tag names must be 1 to 512 characters and tag values at most 256 characters."
-                    .into(),
+                "Tag names must be 1 to 512 characters and tag values at most 256 characters.".into(),
             ));
         }
     }

@@ -1,11 +1,11 @@
 //! GetRandomBytes: 1 to 128 bytes from the CSPRNG.
-use crate::authz::{DataAction, Scope};
+use crate::rbac::{DataAction, Scope};
 use crate::{Error, Hsm, Principal};
 
 impl Hsm {
     /// GetRandomBytes.
-    pub fn random_bytes(&self, caller: &Principal, count: i64) -> Result<Vec<u8>, Error> {
-        self.authorize(caller, DataAction::Rng, &Scope::Root)?;
+    pub async fn random_bytes(&self, caller: &Principal, count: i64) -> Result<Vec<u8>, Error> {
+        self.authorize(caller, DataAction::Rng, &Scope::Root).await?;
         if !(1..=128).contains(&count) {
             return Err(Error::BadParameter(
                 "GetRandomBytesRequest: count cannot be greater than 128 or less than 1".into(),

@@ -1,7 +1,7 @@
 //! Reads: get a version (latest when the version is empty), list keys, list versions. Lists page by name (or
 //! version id) with an opaque continuation marker that the server puts into `nextLink`.
-use crate::authz::{DataAction, Scope};
 use crate::key::{KeyName, KeyVersion, KeyVersionRecord};
+use crate::rbac::{DataAction, Scope};
 use crate::{Error, Hsm, Principal};
 
 /// One page of a list and the marker of the next page.
@@ -18,28 +18,18 @@ pub const MAX_PAGE: usize = 25;
 pub fn page_size(maxresults: Option<i64>) -> Result<usize, Error> {
     match maxresults {
         None => Ok(MAX_PAGE),
-        Some(n @ 1..=25) => {
-            usize::try_from(n).map_err(|_| Error::BadParameter("invalid maxresults".into()))
-        }
-        Some(_) => Err(Error::BadParameter(
-            "maxresults must be between 1 and 25.".into(),
-        )),
+        Some(n @ 1..=25) => usize::try_from(n).map_err(|_| Error::BadParameter("invalid maxresults".into())),
+        Some(_) => Err(Error::BadParameter("maxresults must be between 1 and 25.".into())),
     }
 }
 
 pub(crate) fn not_found(name: &str) -> Error {
-    Error::KeyNotFound(format!(
-        "A key with (name/id) {name} was not found in this key vault."
-    ))
+    Error::KeyNotFound(format!("A key with (name/id) {name} was not found in this key vault."))
 }
 
 impl Hsm {
     /// Loads a version of a live key, `None` or an empty string meaning the latest.
-    pub(crate) async fn load_version(
-        &self,
-        name: &KeyName,
-        version: Option<&str>,
-    ) -> Result<KeyVersionRecord, Error> {
+    pub(crate) async fn load_version(&self, name: &KeyName, version: Option<&str>) -> Result<KeyVersionRecord, Error> {
         let version = match version {
             None | Some("") => None,
             Some(v) => Some(KeyVersion::parse(v).ok_or_else(|| not_found(&format!("{name}/{v}")))?),
@@ -58,7 +48,8 @@ impl Hsm {
         version: Option<&str>,
     ) -> Result<KeyVersionRecord, Error> {
         let name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(caller, DataAction::KeysRead, &Scope::Key(name.to_string()))?;
+        self.authorize(caller, DataAction::KeysRead, &Scope::Key(name.to_string()))
+            .await?;
         self.load_version(&name, version).await
     }
 
@@ -69,7 +60,7 @@ impl Hsm {
         marker: Option<&str>,
         maxresults: Option<i64>,
     ) -> Result<Page<KeyVersionRecord>, Error> {
-        self.authorize(caller, DataAction::KeysRead, &Scope::Keys)?;
+        self.authorize(caller, DataAction::KeysRead, &Scope::Keys).await?;
         let limit = page_size(maxresults)?;
         let mut items = self.store.list_keys(marker, limit + 1).await?;
         let next_marker = trim_page(&mut items, limit, |r| r.name.to_string());
@@ -85,7 +76,8 @@ impl Hsm {
         maxresults: Option<i64>,
     ) -> Result<Page<KeyVersionRecord>, Error> {
         let name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(caller, DataAction::KeysRead, &Scope::Key(name.to_string()))?;
+        self.authorize(caller, DataAction::KeysRead, &Scope::Key(name.to_string()))
+            .await?;
         let limit = page_size(maxresults)?;
         let mut items = self.store.list_versions(&name, marker, limit + 1).await?;
         if items.is_empty() && marker.is_none() {
@@ -97,11 +89,7 @@ impl Hsm {
 }
 
 /// Cuts a fetched `limit + 1` rows to `limit` and returns the marker of the next page if there is one.
-pub(crate) fn trim_page<T>(
-    items: &mut Vec<T>,
-    limit: usize,
-    marker_of: impl Fn(&T) -> String,
-) -> Option<String> {
+pub(crate) fn trim_page<T>(items: &mut Vec<T>, limit: usize, marker_of: impl Fn(&T) -> String) -> Option<String> {
     if items.len() > limit {
         items.truncate(limit);
         items.last().map(marker_of)

@@ -1,10 +1,10 @@
 //! UpdateKey: patch semantics on one version (`key_ops`, `enabled`, `nbf`, `exp`, `tags`). Key material and
 //! type never change; `exportable` cannot be switched off once on.
 use super::{check_tags, check_times};
-use crate::authz::{DataAction, Scope};
 use crate::key::{KeyName, KeyOperation, KeyVersionRecord};
 use crate::ops::KeyProperties;
 use crate::ops::read::not_found;
+use crate::rbac::{DataAction, Scope};
 use crate::{Error, Hsm, Principal};
 
 impl Hsm {
@@ -17,7 +17,8 @@ impl Hsm {
         props: KeyProperties,
     ) -> Result<KeyVersionRecord, Error> {
         let name = KeyName::parse(name).map_err(|_| not_found(name))?;
-        self.authorize(caller, DataAction::KeysWrite, &Scope::Key(name.to_string()))?;
+        self.authorize(caller, DataAction::KeysWrite, &Scope::Key(name.to_string()))
+            .await?;
         let mut rec = self.load_version(&name, version).await?;
         if let Some(ops) = &props.key_ops {
             rec.key_ops = KeyOperation::parse_list(ops, rec.key_type)?;
@@ -33,9 +34,7 @@ impl Hsm {
         }
         if let Some(x) = props.exportable {
             if rec.attributes.exportable && !x {
-                return Err(Error::BadParameter(
-                    "exportable cannot be turned off.".into(),
-                ));
+                return Err(Error::BadParameter("exportable cannot be turned off.".into()));
             }
             if x && !rec.attributes.exportable {
                 return Err(Error::BadParameter(

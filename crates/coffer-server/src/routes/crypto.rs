@@ -12,12 +12,7 @@ fn opt_b64(field: &str, v: &Option<String>) -> Result<Option<Vec<u8>>, ApiError>
     v.as_deref().map(|s| b64(field, s)).transpose()
 }
 
-pub(super) async fn operation(
-    ctx: &Ctx<'_>,
-    name: &str,
-    version: &str,
-    op: &str,
-) -> Result<Response, ApiError> {
+pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str) -> Result<Response, ApiError> {
     let version = Some(version);
     let cipher_op = match op.to_ascii_lowercase().as_str() {
         "encrypt" => Some(CipherOp::Encrypt),
@@ -38,11 +33,7 @@ pub(super) async fn operation(
             alg: p.alg,
         };
         let aad = input.aad.clone();
-        let r = ctx
-            .app
-            .hsm
-            .cipher(&ctx.principal, cop, name, version, input)
-            .await?;
+        let r = ctx.app.hsm.cipher(&ctx.principal, cop, name, version, input).await?;
         let kid = format!("{base}/keys/{}/{}", r.name, r.version);
         let out = match r.output {
             CipherResult::Plain(p) => wire::KeyOperationResult {
@@ -65,11 +56,7 @@ pub(super) async fn operation(
     if op.eq_ignore_ascii_case("sign") {
         let p: wire::KeySignParameters = ctx.json()?;
         let digest = b64("value", &p.value)?;
-        let r = ctx
-            .app
-            .hsm
-            .sign(&ctx.principal, name, version, &p.alg, &digest)
-            .await?;
+        let r = ctx.app.hsm.sign(&ctx.principal, name, version, &p.alg, &digest).await?;
         let kid = format!("{base}/keys/{}/{}", r.name, r.version);
         return Ok(ok_json(&wire::KeyOperationResult {
             kid,
@@ -90,8 +77,8 @@ pub(super) async fn operation(
     Ok(ok_json(&wire::KeyVerifyResult { value: r.output }))
 }
 
-pub(super) fn random(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+pub(super) async fn random(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let p: wire::GetRandomBytesRequest = ctx.json()?;
-    let bytes = ctx.app.hsm.random_bytes(&ctx.principal, p.count)?;
+    let bytes = ctx.app.hsm.random_bytes(&ctx.principal, p.count).await?;
     Ok(ok_json(&wire::RandomBytes { value: enc(&bytes) }))
 }

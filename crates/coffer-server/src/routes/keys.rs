@@ -21,11 +21,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiErr
         properties,
     };
     let rec = ctx.app.hsm.create_key(&ctx.principal, req).await?;
-    Ok(ok_json(&convert::key_bundle(
-        &ctx.app.hsm,
-        &ctx.app.public_url,
-        &rec,
-    )))
+    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
 pub(super) async fn import(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
@@ -39,31 +35,15 @@ pub(super) async fn import(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiErr
         properties,
     };
     let rec = ctx.app.hsm.import_key(&ctx.principal, req).await?;
-    Ok(ok_json(&convert::key_bundle(
-        &ctx.app.hsm,
-        &ctx.app.public_url,
-        &rec,
-    )))
+    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
-pub(super) async fn get(
-    ctx: &Ctx<'_>,
-    name: &str,
-    version: Option<&str>,
-) -> Result<Response, ApiError> {
+pub(super) async fn get(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
     let rec = ctx.app.hsm.get_key(&ctx.principal, name, version).await?;
-    Ok(ok_json(&convert::key_bundle(
-        &ctx.app.hsm,
-        &ctx.app.public_url,
-        &rec,
-    )))
+    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
-pub(super) async fn update(
-    ctx: &Ctx<'_>,
-    name: &str,
-    version: Option<&str>,
-) -> Result<Response, ApiError> {
+pub(super) async fn update(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
     let p: wire::KeyUpdateParameters = ctx.json()?;
     let properties = convert::properties(p.key_ops, p.attributes, p.tags, p.release_policy)?;
     let rec = ctx
@@ -71,11 +51,7 @@ pub(super) async fn update(
         .hsm
         .update_key(&ctx.principal, name, version, properties)
         .await?;
-    Ok(ok_json(&convert::key_bundle(
-        &ctx.app.hsm,
-        &ctx.app.public_url,
-        &rec,
-    )))
+    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
 pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
@@ -101,12 +77,7 @@ pub(super) async fn versions(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiE
     let page = ctx
         .app
         .hsm
-        .list_versions(
-            &ctx.principal,
-            name,
-            marker.as_deref(),
-            ctx.query.maxresults()?,
-        )
+        .list_versions(&ctx.principal, name, marker.as_deref(), ctx.query.maxresults()?)
         .await?;
     let value = page
         .items
@@ -122,20 +93,12 @@ pub(super) async fn versions(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiE
 
 pub(super) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let d = ctx.app.hsm.delete_key(&ctx.principal, name).await?;
-    Ok(ok_json(&convert::deleted_bundle(
-        &ctx.app.hsm,
-        &ctx.app.public_url,
-        &d,
-    )))
+    Ok(ok_json(&convert::deleted_bundle(&ctx.app.hsm, &ctx.app.public_url, &d)))
 }
 
 pub(super) async fn get_deleted(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let d = ctx.app.hsm.get_deleted_key(&ctx.principal, name).await?;
-    Ok(ok_json(&convert::deleted_bundle(
-        &ctx.app.hsm,
-        &ctx.app.public_url,
-        &d,
-    )))
+    Ok(ok_json(&convert::deleted_bundle(&ctx.app.hsm, &ctx.app.public_url, &d)))
 }
 
 pub(super) async fn list_deleted(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
@@ -158,11 +121,7 @@ pub(super) async fn list_deleted(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 
 pub(super) async fn recover(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let rec = ctx.app.hsm.recover_key(&ctx.principal, name).await?;
-    Ok(ok_json(&convert::key_bundle(
-        &ctx.app.hsm,
-        &ctx.app.public_url,
-        &rec,
-    )))
+    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
 pub(super) async fn purge(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
@@ -181,9 +140,5 @@ pub(super) async fn restore(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let p: wire::BackupKeyResult = ctx.json()?;
     let blob = b64("value", &p.value)?;
     let rec = ctx.app.hsm.restore_key(&ctx.principal, &blob).await?;
-    Ok(ok_json(&convert::key_bundle(
-        &ctx.app.hsm,
-        &ctx.app.public_url,
-        &rec,
-    )))
+    Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }

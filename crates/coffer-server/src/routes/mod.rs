@@ -23,6 +23,7 @@ use crate::state::AppState;
 mod admin;
 mod crypto;
 mod keys;
+mod rbac;
 mod token;
 
 /// api-versions the data plane accepts.
@@ -151,10 +152,7 @@ async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000;includeSubDomains"),
     );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
     h.insert(
         "x-ms-keyvault-service-version",
@@ -205,8 +203,7 @@ async fn handle(app: &AppState, req: Request) -> Response {
             .into_response();
         }
         None => {
-            return ApiError::bad_parameter("The 'api-version' query parameter is missing.")
-                .into_response();
+            return ApiError::bad_parameter("The 'api-version' query parameter is missing.").into_response();
         }
     };
     let body = match read_body(app, &parts.headers, body).await {
@@ -229,6 +226,9 @@ async fn handle(app: &AppState, req: Request) -> Response {
 
 async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
     let m = &ctx.method;
+    if let Some((scope, collection, name)) = rbac::parse(segs) {
+        return rbac::handle(ctx, &scope, &collection, name.as_deref()).await;
+    }
     match segs {
         ["keys"] | ["keys", ""] => keys::list(ctx).await,
         ["keys", "restore"] if m == Method::POST => keys::restore(ctx).await,
@@ -253,24 +253,18 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
             Method::PATCH => keys::update(ctx, name, Some(version)).await,
             _ => Err(ApiError::method_not_allowed()),
         },
-        ["keys", name, version, op] if m == Method::POST => {
-            crypto::operation(ctx, name, version, op).await
-        }
+        ["keys", name, version, op] if m == Method::POST => crypto::operation(ctx, name, version, op).await,
         ["deletedkeys"] | ["deletedkeys", ""] if m == Method::GET => keys::list_deleted(ctx).await,
         ["deletedkeys", name] => match *m {
             Method::GET => keys::get_deleted(ctx, name).await,
             Method::DELETE => keys::purge(ctx, name).await,
             _ => Err(ApiError::method_not_allowed()),
         },
-        ["deletedkeys", name, verb]
-            if verb.eq_ignore_ascii_case("recover") && m == Method::POST =>
-        {
+        ["deletedkeys", name, verb] if verb.eq_ignore_ascii_case("recover") && m == Method::POST => {
             keys::recover(ctx, name).await
         }
-        ["rng"] if m == Method::POST => crypto::random(ctx),
-        ["coffer", "v1", "principals", oid, "certificates"] if m == Method::POST => {
-            admin::add_certificate(ctx, oid).await
-        }
+        ["rng"] if m == Method::POST => crypto::random(ctx).await,
+        ["coffer", "v1", rest @ ..] => admin::handle(ctx, rest).await,
         _ => Err(ApiError::not_found_route()),
     }
 }
@@ -304,19 +298,12 @@ fn challenge(app: &AppState) -> Response {
     r
 }
 
-async fn read_body(
-    app: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<axum::body::Bytes, ApiError> {
+async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestTooLarge",
-            format!(
-                "The request body exceeds the limit of {} bytes.",
-                app.max_body_bytes
-            ),
+            format!("The request body exceeds the limit of {} bytes.", app.max_body_bytes),
         )
     };
     if let Some(len) = headers

@@ -11,28 +11,15 @@ use super::{json_response, ok_json};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub(super) async fn handle(
-    app: &AppState,
-    method: &Method,
-    segs: &[&str],
-    body: &[u8],
-) -> Result<Response, ApiError> {
+pub(super) async fn handle(app: &AppState, method: &Method, segs: &[&str], body: &[u8]) -> Result<Response, ApiError> {
     let tenant = segs.first().copied().unwrap_or("");
     let adfs = tenant.eq_ignore_ascii_case("adfs");
     let rest = segs.get(1..).unwrap_or(&[]);
     match (method, rest) {
-        (&Method::GET, ["v2.0", ".well-known", "openid-configuration"]) if !adfs => {
-            Ok(ok_json(&discovery(app, false)))
-        }
-        (&Method::GET, [".well-known", "openid-configuration"]) => {
-            Ok(ok_json(&discovery(app, adfs)))
-        }
-        (&Method::GET, ["discovery", "v2.0", "keys"] | ["discovery", "keys"]) => {
-            Ok(ok_json(&app.hsm.jwks()))
-        }
-        (&Method::POST, ["oauth2", "v2.0", "token"]) if !adfs => {
-            Ok(token(app, body, &app.hsm.token_endpoint()).await)
-        }
+        (&Method::GET, ["v2.0", ".well-known", "openid-configuration"]) if !adfs => Ok(ok_json(&discovery(app, false))),
+        (&Method::GET, [".well-known", "openid-configuration"]) => Ok(ok_json(&discovery(app, adfs))),
+        (&Method::GET, ["discovery", "v2.0", "keys"] | ["discovery", "keys"]) => Ok(ok_json(&app.hsm.jwks())),
+        (&Method::POST, ["oauth2", "v2.0", "token"]) if !adfs => Ok(token(app, body, &app.hsm.token_endpoint()).await),
         (&Method::POST, ["oauth2", "token"]) if adfs => {
             let seen = format!("{}/adfs/oauth2/token", app.public_url);
             Ok(token(app, body, &seen).await)
@@ -60,10 +47,7 @@ fn discovery(app: &AppState, adfs: bool) -> OpenIdConfiguration {
         token_endpoint,
         authorization_endpoint,
         jwks_uri: format!("{base}/{tenant}/discovery/v2.0/keys"),
-        token_endpoint_auth_methods_supported: vec![
-            "client_secret_post".into(),
-            "private_key_jwt".into(),
-        ],
+        token_endpoint_auth_methods_supported: vec!["client_secret_post".into(), "private_key_jwt".into()],
         grant_types_supported: vec!["client_credentials".into()],
         id_token_signing_alg_values_supported: vec!["ES256".into()],
         response_types_supported: vec!["token".into()],
@@ -89,9 +73,7 @@ async fn token(app: &AppState, body: &[u8], endpoint_seen: &str) -> Response {
         match k.as_ref() {
             "grant_type" => req.grant_type = Some(v.into_owned()),
             "client_id" => req.client_id = Some(v.into_owned()),
-            "client_secret" => {
-                req.client_secret = Some(SecretBytes::new(v.into_owned().into_bytes()))
-            }
+            "client_secret" => req.client_secret = Some(SecretBytes::new(v.into_owned().into_bytes())),
             "client_assertion_type" => req.client_assertion_type = Some(v.into_owned()),
             "client_assertion" => req.client_assertion = Some(v.into_owned()),
             "scope" => req.scope = Some(v.into_owned()),
@@ -105,9 +87,7 @@ async fn token(app: &AppState, body: &[u8], endpoint_seen: &str) -> Response {
             ext_expires_in: t.expires_in,
             access_token: t.access_token,
         }),
-        Err(coffer_core::Error::InvalidClient(m)) => {
-            oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", m)
-        }
+        Err(coffer_core::Error::InvalidClient(m)) => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", m),
         Err(coffer_core::Error::InvalidTokenRequest { code, description }) => {
             oauth_error(StatusCode::BAD_REQUEST, code, description)
         }

@@ -26,16 +26,8 @@ async fn unauthenticated_requests_get_the_challenge_before_validation() {
         (Method::POST, "/keys/k1/create?api-version=2025-07-01", None),
         (Method::POST, "/keys/k1/create", None),
         (Method::GET, "/no/such/route?api-version=bogus", None),
-        (
-            Method::GET,
-            "/keys?api-version=7.4",
-            Some("Bearer not-a-token"),
-        ),
-        (
-            Method::GET,
-            "/keys?api-version=7.4",
-            Some("Basic dXNlcjpwYXNz"),
-        ),
+        (Method::GET, "/keys?api-version=7.4", Some("Bearer not-a-token")),
+        (Method::GET, "/keys?api-version=7.4", Some("Basic dXNlcjpwYXNz")),
     ] {
         let mut req = s
             .client
@@ -73,11 +65,7 @@ async fn token_endpoint_refuses_bad_clients() {
             401,
             "invalid_client",
         ),
-        (
-            vec![("client_id", s.cred("client_id"))],
-            400,
-            "invalid_request",
-        ),
+        (vec![("client_id", s.cred("client_id"))], 400, "invalid_request"),
     ];
     for (fields, status, code) in cases {
         let mut form = vec![
@@ -85,13 +73,7 @@ async fn token_endpoint_refuses_bad_clients() {
             ("scope", scope.clone()),
         ];
         form.extend(fields);
-        let resp = s
-            .client
-            .post(s.token_endpoint())
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let resp = s.client.post(s.token_endpoint()).form(&form).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), status);
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["error"], code);
@@ -104,13 +86,7 @@ async fn token_endpoint_refuses_bad_clients() {
         ("client_secret", s.cred("client_secret")),
         ("scope", scope.clone()),
     ];
-    let resp = s
-        .client
-        .post(s.token_endpoint())
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.client.post(s.token_endpoint()).form(&form).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(
         resp.json::<serde_json::Value>().await.unwrap()["error"],
@@ -122,13 +98,7 @@ async fn token_endpoint_refuses_bad_clients() {
         ("client_secret", s.cred("client_secret")),
         ("scope", "https://managedhsm.azure.net/.default".to_string()),
     ];
-    let resp = s
-        .client
-        .post(s.token_endpoint())
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.client.post(s.token_endpoint()).form(&form).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(
         resp.json::<serde_json::Value>().await.unwrap()["error"],
@@ -143,10 +113,7 @@ async fn discovery_document_and_jwks() {
     let tenant = s.cred("tenant_id");
     let doc: serde_json::Value = s
         .client
-        .get(format!(
-            "{}/{tenant}/v2.0/.well-known/openid-configuration",
-            s.url()
-        ))
+        .get(format!("{}/{tenant}/v2.0/.well-known/openid-configuration", s.url()))
         .send()
         .await
         .unwrap()
@@ -155,12 +122,7 @@ async fn discovery_document_and_jwks() {
         .unwrap();
     assert_eq!(doc["token_endpoint"], s.token_endpoint());
     assert_eq!(doc["issuer"], format!("{}/{tenant}/v2.0", s.url()));
-    assert!(
-        doc["authorization_endpoint"]
-            .as_str()
-            .unwrap()
-            .starts_with(&s.url())
-    );
+    assert!(doc["authorization_endpoint"].as_str().unwrap().starts_with(&s.url()));
     let jwks: serde_json::Value = s
         .client
         .get(doc["jwks_uri"].as_str().unwrap())

@@ -6,11 +6,7 @@ use serde_json::json;
 fn assert_error(status: u16, body: &serde_json::Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "body: {body}");
     assert_eq!(body["error"]["code"], want_code, "body: {body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty())
-    );
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
 }
 
 #[tokio::test]
@@ -27,17 +23,9 @@ async fn malformed_requests_are_rejected_without_side_effects() {
             .send()
     };
     for (path, body, code) in [
-        (
-            "/keys/bad1/create?api-version=7.4",
-            "{not json",
-            "BadParameter",
-        ),
+        ("/keys/bad1/create?api-version=7.4", "{not json", "BadParameter"),
         ("/keys/bad1/create?api-version=7.4", "", "BadParameter"),
-        (
-            "/keys/bad1/create?api-version=7.4",
-            r#"{"kty":"DSA"}"#,
-            "BadParameter",
-        ),
+        ("/keys/bad1/create?api-version=7.4", r#"{"kty":"DSA"}"#, "BadParameter"),
         (
             "/keys/bad1/create?api-version=7.4",
             r#"{"kty":"RSA","key_size":1024}"#,
@@ -63,11 +51,7 @@ async fn malformed_requests_are_rejected_without_side_effects() {
             r#"{"kty":"EC"}"#,
             "BadParameter",
         ),
-        (
-            "/keys/bad1/create?api-version=1.0",
-            r#"{"kty":"EC"}"#,
-            "BadParameter",
-        ),
+        ("/keys/bad1/create?api-version=1.0", r#"{"kty":"EC"}"#, "BadParameter"),
         ("/keys/bad1/create", r#"{"kty":"EC"}"#, "BadParameter"),
     ] {
         let resp = send_raw(Method::POST, path, body).await.unwrap();
@@ -76,10 +60,7 @@ async fn malformed_requests_are_rejected_without_side_effects() {
         assert_error(status, &json, 400, code);
     }
     // Nothing was created by any of them.
-    let (status, list) = s
-        .call(Method::GET, "/keys?api-version=7.4", None)
-        .await
-        .unwrap();
+    let (status, list) = s.call(Method::GET, "/keys?api-version=7.4", None).await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(list["value"].as_array().unwrap().len(), 0);
 
@@ -149,21 +130,13 @@ async fn crypto_input_errors() {
     assert_error(st, &b, 404, "KeyNotFound");
     for count in [0, 129, -1] {
         let (st, b) = s
-            .call(
-                Method::POST,
-                "/rng?api-version=7.5",
-                Some(json!({ "count": count })),
-            )
+            .call(Method::POST, "/rng?api-version=7.5", Some(json!({ "count": count })))
             .await
             .unwrap();
         assert_error(st, &b, 400, "BadParameter");
     }
     let (st, b) = s
-        .call(
-            Method::POST,
-            "/rng?api-version=7.5",
-            Some(json!({"count": 128})),
-        )
+        .call(Method::POST, "/rng?api-version=7.5", Some(json!({"count": 128})))
         .await
         .unwrap();
     assert_eq!(st, 200);

@@ -9,11 +9,7 @@ const DIGEST: &str = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"; // SHA-256 o
 
 #[tokio::test]
 async fn lifecycle_versions_delete_recover_purge() {
-    let s = TestServer::builder()
-        .retention_days(7)
-        .start()
-        .await
-        .unwrap();
+    let s = TestServer::builder().retention_days(7).start().await.unwrap();
     let (st, v1) = s
         .call(
             Method::POST,
@@ -25,10 +21,7 @@ async fn lifecycle_versions_delete_recover_purge() {
     assert_eq!(st, 200, "{v1}");
     assert_eq!(v1["key"]["kty"], "RSA-HSM");
     assert_eq!(v1["attributes"]["recoverableDays"], 7);
-    assert_eq!(
-        v1["attributes"]["recoveryLevel"],
-        "CustomizedRecoverable+Purgeable"
-    );
+    assert_eq!(v1["attributes"]["recoveryLevel"], "CustomizedRecoverable+Purgeable");
     assert_eq!(v1["tags"]["a"], "1");
     let (_, v2) = s
         .call(
@@ -40,10 +33,7 @@ async fn lifecycle_versions_delete_recover_purge() {
         .unwrap();
     assert_ne!(v1["key"]["kid"], v2["key"]["kid"]);
     // Names are case-insensitive; the latest version is served for the empty version segment.
-    let (st, latest) = s
-        .call(Method::GET, &format!("/keys/LIFE/?{V}"), None)
-        .await
-        .unwrap();
+    let (st, latest) = s.call(Method::GET, &format!("/keys/LIFE/?{V}"), None).await.unwrap();
     assert_eq!(st, 200);
     assert_eq!(latest["key"]["kid"], v2["key"]["kid"]);
     // A version created under another spelling of the name is usable (its sealed material opens).
@@ -100,38 +90,22 @@ async fn lifecycle_versions_delete_recover_purge() {
     assert_eq!(st, 200);
     assert_eq!(up["attributes"]["enabled"], false);
     assert_eq!(up["tags"], json!({"b":"2"}));
-    let (_, latest) = s
-        .call(Method::GET, &format!("/keys/life?{V}"), None)
-        .await
-        .unwrap();
+    let (_, latest) = s.call(Method::GET, &format!("/keys/life?{V}"), None).await.unwrap();
     assert_eq!(latest["attributes"]["enabled"], true);
     // Soft delete.
-    let (st, del) = s
-        .call(Method::DELETE, &format!("/keys/life?{V}"), None)
-        .await
-        .unwrap();
+    let (st, del) = s.call(Method::DELETE, &format!("/keys/life?{V}"), None).await.unwrap();
     assert_eq!(st, 200);
     assert_eq!(del["recoveryId"], format!("{}/deletedkeys/Life", s.url()));
-    let days = (del["scheduledPurgeDate"].as_i64().unwrap() - del["deletedDate"].as_i64().unwrap())
-        / 86_400;
+    let days = (del["scheduledPurgeDate"].as_i64().unwrap() - del["deletedDate"].as_i64().unwrap()) / 86_400;
     assert_eq!(days, 7);
-    let (st, b) = s
-        .call(Method::GET, &format!("/keys/life?{V}"), None)
-        .await
-        .unwrap();
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (404, Some("KeyNotFound"))
-    );
+    let (st, b) = s.call(Method::GET, &format!("/keys/life?{V}"), None).await.unwrap();
+    assert_eq!((st, b["error"]["code"].as_str()), (404, Some("KeyNotFound")));
     let (st, _) = s
         .call(Method::GET, &format!("/deletedkeys/life?{V}"), None)
         .await
         .unwrap();
     assert_eq!(st, 200);
-    let (_, dl) = s
-        .call(Method::GET, &format!("/deletedkeys?{V}"), None)
-        .await
-        .unwrap();
+    let (_, dl) = s.call(Method::GET, &format!("/deletedkeys?{V}"), None).await.unwrap();
     assert_eq!(dl["value"].as_array().unwrap().len(), 1);
     // The name cannot be reused while deleted.
     let (st, b) = s
@@ -145,11 +119,7 @@ async fn lifecycle_versions_delete_recover_purge() {
     assert_eq!((st, b["error"]["code"].as_str()), (409, Some("Conflict")));
     // Recover brings back both versions.
     let (st, rec) = s
-        .call(
-            Method::POST,
-            &format!("/deletedkeys/life/recover?{V}"),
-            None,
-        )
+        .call(Method::POST, &format!("/deletedkeys/life/recover?{V}"), None)
         .await
         .unwrap();
     assert_eq!(st, 200);
@@ -160,9 +130,7 @@ async fn lifecycle_versions_delete_recover_purge() {
         .unwrap();
     assert_eq!(st, 200);
     // Delete and purge: gone for good, name free again.
-    s.call(Method::DELETE, &format!("/keys/life?{V}"), None)
-        .await
-        .unwrap();
+    s.call(Method::DELETE, &format!("/keys/life?{V}"), None).await.unwrap();
     let (st, b) = s
         .call(Method::DELETE, &format!("/deletedkeys/life?{V}"), None)
         .await
@@ -187,22 +155,11 @@ async fn lifecycle_versions_delete_recover_purge() {
 
 #[tokio::test]
 async fn purge_is_refused_under_purge_protection() {
-    let s = TestServer::builder()
-        .purge_protection()
-        .start()
+    let s = TestServer::builder().purge_protection().start().await.unwrap();
+    s.call(Method::POST, &format!("/keys/pp/create?{V}"), Some(json!({"kty":"EC"})))
         .await
         .unwrap();
-    s.call(
-        Method::POST,
-        &format!("/keys/pp/create?{V}"),
-        Some(json!({"kty":"EC"})),
-    )
-    .await
-    .unwrap();
-    let (_, del) = s
-        .call(Method::DELETE, &format!("/keys/pp?{V}"), None)
-        .await
-        .unwrap();
+    let (_, del) = s.call(Method::DELETE, &format!("/keys/pp?{V}"), None).await.unwrap();
     assert_eq!(del["attributes"]["recoveryLevel"], "Recoverable");
     let (st, b) = s
         .call(Method::DELETE, &format!("/deletedkeys/pp?{V}"), None)
@@ -251,23 +208,13 @@ async fn backup_restore_and_foreign_or_tampered_blobs() {
     assert_eq!(st, 200);
     // Restore onto an existing name is a conflict.
     let (st, _) = s
-        .call(
-            Method::POST,
-            &format!("/keys/restore?{V}"),
-            Some(blob.clone()),
-        )
+        .call(Method::POST, &format!("/keys/restore?{V}"), Some(blob.clone()))
         .await
         .unwrap();
     assert_eq!(st, 409);
-    s.call(Method::DELETE, &format!("/keys/bk?{V}"), None)
-        .await
-        .unwrap();
+    s.call(Method::DELETE, &format!("/keys/bk?{V}"), None).await.unwrap();
     let (st, _) = s
-        .call(
-            Method::POST,
-            &format!("/keys/restore?{V}"),
-            Some(blob.clone()),
-        )
+        .call(Method::POST, &format!("/keys/restore?{V}"), Some(blob.clone()))
         .await
         .unwrap();
     assert_eq!(st, 409, "a soft-deleted name is also a conflict");
@@ -287,23 +234,13 @@ async fn backup_restore_and_foreign_or_tampered_blobs() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        (st, b["error"]["code"].as_str()),
-        (400, Some("BadParameter"))
-    );
-    let (st, _) = s
-        .call(Method::GET, &format!("/keys/bk?{V}"), None)
-        .await
-        .unwrap();
+    assert_eq!((st, b["error"]["code"].as_str()), (400, Some("BadParameter")));
+    let (st, _) = s.call(Method::GET, &format!("/keys/bk?{V}"), None).await.unwrap();
     assert_eq!(st, 404);
     // Another instance (another domain secret) cannot open the blob.
     let other = TestServer::builder().start().await.unwrap();
     let (st, _) = other
-        .call(
-            Method::POST,
-            &format!("/keys/restore?{V}"),
-            Some(blob.clone()),
-        )
+        .call(Method::POST, &format!("/keys/restore?{V}"), Some(blob.clone()))
         .await
         .unwrap();
     assert_eq!(st, 400);
@@ -343,13 +280,9 @@ async fn key_ops_enabled_nbf_and_exp_are_enforced() {
         let path = format!("/keys/{name}//sign?{V}");
         let s = &s;
         async move {
-            s.call(
-                Method::POST,
-                &path,
-                Some(json!({"alg":"ES256","value":DIGEST})),
-            )
-            .await
-            .unwrap()
+            s.call(Method::POST, &path, Some(json!({"alg":"ES256","value":DIGEST})))
+                .await
+                .unwrap()
         }
     };
     s.call(

@@ -73,10 +73,24 @@ async fn keys_created_before_a_restart_work_after_it() {
         .await
         .unwrap();
     assert_eq!((st, pt["value"].as_str()), (200, Some("aGVsbG8")));
-    let (st, pt) = s.call(Method::POST, &format!("/keys/aes//decrypt?{V}"), Some(json!({"alg":"A256GCM","value":gcm["value"],"iv":gcm["iv"],"tag":gcm["tag"],"aad":"YWFk"}))).await.unwrap();
+    let (st, pt) = s
+        .call(
+            Method::POST,
+            &format!("/keys/aes//decrypt?{V}"),
+            Some(json!({"alg":"A256GCM","value":gcm["value"],"iv":gcm["iv"],"tag":gcm["tag"],"aad":"YWFk"})),
+        )
+        .await
+        .unwrap();
     assert_eq!((st, pt["value"].as_str()), (200, Some("aGVsbG8")));
     // The wrong AAD fails authentication.
-    let (st, _) = s.call(Method::POST, &format!("/keys/aes//decrypt?{V}"), Some(json!({"alg":"A256GCM","value":gcm["value"],"iv":gcm["iv"],"tag":gcm["tag"],"aad":"eHh4"}))).await.unwrap();
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/keys/aes//decrypt?{V}"),
+            Some(json!({"alg":"A256GCM","value":gcm["value"],"iv":gcm["iv"],"tag":gcm["tag"],"aad":"eHh4"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(st, 400);
     s.stop().await.unwrap();
 }

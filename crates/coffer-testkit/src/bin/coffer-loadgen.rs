@@ -54,9 +54,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let url = s("url")?;
     anyhow::ensure!(
-        url.starts_with("https://127.")
-            || url.starts_with("https://localhost")
-            || url.starts_with("https://[::1]"),
+        url.starts_with("https://127.") || url.starts_with("https://localhost") || url.starts_with("https://[::1]"),
         "load is only sent to loopback addresses"
     );
     let ca = std::fs::read(s("ca_cert")?)?;
@@ -76,10 +74,7 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let token = tok["access_token"]
-        .as_str()
-        .context("no token")?
-        .to_string();
+    let token = tok["access_token"].as_str().context("no token")?.to_string();
     let v = "api-version=2025-07-01";
     let digest = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
     let (create, op) = match args.op.as_str() {
@@ -92,11 +87,7 @@ async fn main() -> anyhow::Result<()> {
             },
         ),
         "sign-rs256" | "sign-ps256" => {
-            let alg = if args.op == "sign-rs256" {
-                "RS256"
-            } else {
-                "PS256"
-            };
+            let alg = if args.op == "sign-rs256" { "RS256" } else { "PS256" };
             (
                 json!({"kty":"RSA","key_size":2048}),
                 Op {
@@ -111,9 +102,7 @@ async fn main() -> anyhow::Result<()> {
             Op {
                 method: reqwest::Method::POST,
                 path: format!("/keys/lg-aes//encrypt?{v}"),
-                body: Some(
-                    json!({"alg":"A256GCM","value":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}),
-                ),
+                body: Some(json!({"alg":"A256GCM","value":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})),
             },
         ),
         "wrap-a256kw" => (
@@ -121,9 +110,7 @@ async fn main() -> anyhow::Result<()> {
             Op {
                 method: reqwest::Method::POST,
                 path: format!("/keys/lg-aes//wrapkey?{v}"),
-                body: Some(
-                    json!({"alg":"A256KW","value":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}),
-                ),
+                body: Some(json!({"alg":"A256KW","value":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"})),
             },
         ),
         "get-key" => (
@@ -187,8 +174,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (client, op, token, url) =
-            (client.clone(), Arc::clone(&op), token.clone(), url.clone());
+        let (client, op, token, url) = (client.clone(), Arc::clone(&op), token.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0usize;
@@ -222,9 +208,7 @@ async fn main() -> anyhow::Result<()> {
     all.sort();
     let pct = |p: f64| {
         let idx = ((all.len() as f64 - 1.0) * p).round() as usize;
-        all.get(idx)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
+        all.get(idx).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
     };
     println!(
         "op={} concurrency={} requests={} errors={} seconds={:.1} throughput={:.0} req/s p50={:.2}ms p99={:.2}ms",
