@@ -7,4 +7,5 @@
 mod auth;
 mod errors;
 mod keys;
+mod rbac_matrix;
 mod restart;
