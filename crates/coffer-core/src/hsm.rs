@@ -27,6 +27,8 @@ pub struct HsmConfig {
     pub token_lifetime_secs: i64,
     /// How many unsealed keys to keep in memory.
     pub key_cache_capacity: usize,
+    /// Trusted external OIDC issuers.
+    pub external_issuers: Vec<crate::issuers::ExternalIssuer>,
 }
 
 /// The Managed HSM service.
@@ -38,6 +40,8 @@ pub struct Hsm {
     pub(crate) token_key: TokenSigningKey,
     pub(crate) cache: KeyCache,
     pub(crate) config: HsmConfig,
+    pub(crate) key_sets: crate::issuers::KeySetCache,
+    pub(crate) fetcher: Option<Arc<dyn crate::issuers::KeySetFetcher>>,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -88,6 +92,8 @@ impl Hsm {
                 token_key,
                 cache,
                 config,
+                key_sets: crate::issuers::KeySetCache::default(),
+                fetcher: None,
             },
             credentials,
         ))
@@ -153,7 +159,12 @@ impl Hsm {
 
     /// Issuers whose tokens this instance accepts.
     pub fn is_trusted_issuer(&self, issuer: &str) -> bool {
-        issuer == self.issuer()
+        issuer == self.issuer() || self.config.external_issuers.iter().any(|i| i.issuer == issuer)
+    }
+
+    /// Sets how external issuers' JWK Sets are fetched.
+    pub fn set_key_set_fetcher(&mut self, fetcher: Arc<dyn crate::issuers::KeySetFetcher>) {
+        self.fetcher = Some(fetcher);
     }
 
     /// Seals private material for a version.

@@ -162,35 +162,83 @@ impl Hsm {
         vec![r.clone(), format!("{r}/")]
     }
 
-    /// Validates a bearer token (signature, issuer, audience, expiry, not-before) and returns the caller.
-    pub fn authenticate(&self, bearer: &str) -> Result<Principal, Error> {
-        let audiences = self.accepted_audiences();
-        let issuer = self.issuer();
+    /// Validates a bearer token (signature, issuer, audience, expiry, not-before) and returns the caller. Tokens
+    /// of this instance's token service and of configured external issuers are accepted.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, Error> {
+        let peeked = jwt::peek(bearer).map_err(|_| Error::Unauthenticated)?;
+        let iss = peeked
+            .claims
+            .get("iss")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let now = u64::try_from(self.clock.now()).unwrap_or(0);
+        if iss == self.issuer() {
+            let audiences = self.accepted_audiences();
+            let validation = TokenValidation {
+                issuer: &iss,
+                audiences: &audiences,
+                now,
+                leeway: 60,
+            };
+            let claims = jwt::verify(bearer, &self.jwks(), &validation).map_err(|e| {
+                tracing::debug!(error = %e, "bearer token rejected");
+                Error::Unauthenticated
+            })?;
+            return principal_from_claims(iss, &claims, "oid", "groups");
+        }
+        let Some(ext) = self.config.external_issuers.iter().find(|i| i.issuer == iss) else {
+            tracing::info!(issuer = %iss, "token from an untrusted issuer");
+            return Err(Error::Unauthenticated);
+        };
+        let alg_ok = peeked
+            .alg
+            .as_deref()
+            .is_some_and(|a| ext.algorithms.iter().any(|x| x == a));
+        if !alg_ok {
+            tracing::info!(issuer = %iss, alg = ?peeked.alg, "token algorithm not allowed for this issuer");
+            return Err(Error::Unauthenticated);
+        }
+        let fetcher = self.fetcher.as_deref().ok_or(Error::Unauthenticated)?;
+        let keys = self
+            .key_sets
+            .key_set(fetcher, ext, peeked.kid.as_deref(), self.clock.now())
+            .await?;
         let validation = TokenValidation {
-            issuer: &issuer,
-            audiences: &audiences,
-            now: u64::try_from(self.clock.now()).unwrap_or(0),
+            issuer: &iss,
+            audiences: &ext.audiences,
+            now,
             leeway: 60,
         };
-        let claims = jwt::verify(bearer, &self.jwks(), &validation).map_err(|e| {
-            tracing::debug!(error = %e, "bearer token rejected");
+        let claims = jwt::verify(bearer, &keys, &validation).map_err(|e| {
+            tracing::info!(issuer = %iss, error = %e, "external token rejected");
             Error::Unauthenticated
         })?;
-        let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        let object_id = s("oid").or_else(|| s("sub")).ok_or(Error::Unauthenticated)?;
-        let tenant_id = s("tid").ok_or(Error::Unauthenticated)?;
-        let client_id = s("appid").or_else(|| s("azp")).unwrap_or_default();
-        let groups = claims
-            .get("groups")
-            .and_then(|g| g.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-            .unwrap_or_default();
-        Ok(Principal {
-            issuer,
-            tenant_id,
-            object_id,
-            client_id,
-            groups,
-        })
+        principal_from_claims(iss, &claims, &ext.object_id_claim, &ext.groups_claim)
     }
+}
+
+/// Builds the caller from validated claims.
+fn principal_from_claims(
+    issuer: String,
+    claims: &serde_json::Value,
+    object_id_claim: &str,
+    groups_claim: &str,
+) -> Result<Principal, Error> {
+    let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let object_id = s(object_id_claim).or_else(|| s("sub")).ok_or(Error::Unauthenticated)?;
+    let tenant_id = s("tid").unwrap_or_default();
+    let client_id = s("appid").or_else(|| s("azp")).unwrap_or_default();
+    let groups = claims
+        .get(groups_claim)
+        .and_then(|g| g.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok(Principal {
+        issuer,
+        tenant_id,
+        object_id,
+        client_id,
+        groups,
+    })
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod hsm;
 pub mod identity;
 pub mod instance;
+pub mod issuers;
 pub mod key;
 pub mod ops;
 pub mod principal;

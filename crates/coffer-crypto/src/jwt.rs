@@ -129,6 +129,37 @@ pub struct TokenValidation<'a> {
     pub leeway: u64,
 }
 
+/// The unverified parts of a JWT, for routing only (which issuer, which key): header `alg` and `kid`, and the
+/// claims. Nothing read here may be trusted before [`verify`] succeeds.
+#[derive(Debug)]
+pub struct UnverifiedToken {
+    pub alg: Option<String>,
+    pub kid: Option<String>,
+    pub claims: Value,
+}
+
+/// Decodes a JWT's header and claims without checking anything.
+pub fn peek(token: &str) -> Result<UnverifiedToken, Error> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(Error::TokenRejected("not a compact JWS".into()));
+    };
+    let decode = |s: &str| -> Result<Value, Error> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .map_err(|_| Error::TokenRejected("bad base64url".into()))?;
+        serde_json::from_slice(&bytes).map_err(|_| Error::TokenRejected("bad JSON".into()))
+    };
+    let header = decode(h)?;
+    let claims = decode(c)?;
+    let field = |k: &str| header.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(UnverifiedToken {
+        alg: field("alg"),
+        kid: field("kid"),
+        claims,
+    })
+}
+
 /// Verifies a JWT against a JWK Set (`{"keys":[…]}`): picks the key by `kid`; algorithms allowed: RS256, RS384,
 /// RS512, PS256, PS384, PS512, ES256, ES384 (never `none` or HS*). Checks signature, `iss`, `aud`, `exp`
 /// (required) and `nbf` (if present). Returns the claims.

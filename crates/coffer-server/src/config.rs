@@ -36,6 +36,78 @@ pub struct ServeConfig {
     pub token_lifetime_secs: i64,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// Trusted external OIDC issuers (`[[issuers]]` tables in coffer.toml).
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// One trusted external OIDC issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Exact `iss` claim.
+    pub issuer: String,
+    /// Accepted `aud` values.
+    pub audiences: Vec<String>,
+    /// HTTPS URL of the JWK Set.
+    pub jwks_url: Option<String>,
+    /// Or a local JWK Set file.
+    pub jwks_file: Option<PathBuf>,
+    /// Claim giving the object id (default `oid`, falling back to `sub`).
+    #[serde(default = "default_oid_claim")]
+    pub object_id_claim: String,
+    /// Claim giving group object ids (default `groups`).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Allowed JWS algorithms (default RS256 and ES256).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// A CA (PEM) to trust for `jwks_url`, besides the system roots.
+    pub ca_cert: Option<PathBuf>,
+}
+
+fn default_oid_claim() -> String {
+    "oid".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+
+impl IssuerConfig {
+    /// The core form, after checking the source and algorithms.
+    pub fn to_core(&self) -> anyhow::Result<coffer_core::issuers::ExternalIssuer> {
+        let jwks = match (&self.jwks_url, &self.jwks_file) {
+            (Some(u), None) if u.starts_with("https://") => coffer_core::issuers::JwksSource::Url(u.clone()),
+            (Some(u), None) => anyhow::bail!("issuer {}: jwks_url must be https ({u})", self.issuer),
+            (None, Some(f)) => coffer_core::issuers::JwksSource::File(f.clone()),
+            _ => anyhow::bail!("issuer {}: give exactly one of jwks_url and jwks_file", self.issuer),
+        };
+        const ALLOWED: &[&str] = &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"];
+        for a in &self.algorithms {
+            if !ALLOWED.contains(&a.as_str()) {
+                anyhow::bail!(
+                    "issuer {}: algorithm {a} is not allowed (use one of {ALLOWED:?})",
+                    self.issuer
+                );
+            }
+        }
+        if self.audiences.is_empty() {
+            anyhow::bail!("issuer {}: at least one audience is required", self.issuer);
+        }
+        Ok(coffer_core::issuers::ExternalIssuer {
+            issuer: self.issuer.clone(),
+            audiences: self.audiences.clone(),
+            jwks,
+            object_id_claim: self.object_id_claim.clone(),
+            groups_claim: self.groups_claim.clone(),
+            algorithms: self.algorithms.clone(),
+            ca_cert: self.ca_cert.clone(),
+        })
+    }
 }
 
 impl Default for ServeConfig {
@@ -55,6 +127,7 @@ impl Default for ServeConfig {
             administrators: Vec::new(),
             token_lifetime_secs: 3600,
             max_body_bytes: 1024 * 1024,
+            issuers: Vec::new(),
         }
     }
 }
@@ -97,5 +170,62 @@ impl ServeConfig {
         } else {
             format!("https://{host}:{port}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coffer_toml_with_issuers() {
+        let c = ServeConfig::from_toml(
+            r#"
+listen = "127.0.0.1:9443"
+data_dir = "/var/lib/coffer"
+hostname = ["hsm1.mhsm.example"]
+soft_delete_retention_days = 30
+
+[[issuers]]
+issuer = "https://login.example/tenant/v2.0"
+audiences = ["https://mhsm.example"]
+jwks_url = "https://login.example/tenant/discovery/v2.0/keys"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9443);
+        assert_eq!(c.soft_delete_retention_days, 30);
+        assert_eq!(c.public_url_for(9443), "https://hsm1.mhsm.example:9443");
+        let i = c.issuers[0].to_core().unwrap();
+        assert_eq!(i.object_id_claim, "oid");
+        assert_eq!(i.algorithms, vec!["RS256", "ES256"]);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert!(ServeConfig::from_toml("unknown_key = 1").is_err());
+        let c = ServeConfig {
+            soft_delete_retention_days: 5,
+            ..ServeConfig::default()
+        };
+        assert!(c.validate().is_err());
+        let http = IssuerConfig {
+            issuer: "i".into(),
+            audiences: vec!["a".into()],
+            jwks_url: Some("http://plain".into()),
+            jwks_file: None,
+            object_id_claim: "oid".into(),
+            groups_claim: "groups".into(),
+            algorithms: vec!["RS256".into()],
+            ca_cert: None,
+        };
+        assert!(http.to_core().is_err(), "JWKS must come over https");
+        let none = IssuerConfig {
+            jwks_url: Some("https://x".into()),
+            algorithms: vec!["none".into()],
+            ..http
+        };
+        assert!(none.to_core().is_err(), "alg none is never allowed");
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod convert;
 pub mod datadir;
 pub mod error;
+pub mod jwks;
 pub mod routes;
 pub mod serve;
 pub mod state;

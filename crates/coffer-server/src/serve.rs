@@ -76,6 +76,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         resource: resource.clone(),
         token_lifetime_secs: config.token_lifetime_secs,
         key_cache_capacity: 10_000,
+        external_issuers: config
+            .issuers
+            .iter()
+            .map(|i| i.to_core())
+            .collect::<anyhow::Result<Vec<_>>>()?,
     };
     let create = CreateOptions {
         instance_name: config.instance_name.clone(),
@@ -84,8 +89,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         purge_protection: config.purge_protection,
         administrators: config.administrators.clone(),
     };
-    let (hsm, credentials) =
+    let (mut hsm, credentials) =
         Hsm::open_or_create(Arc::new(store), Arc::new(SystemClock), &seal, hsm_config, &create).await?;
+    hsm.set_key_set_fetcher(Arc::new(crate::jwks::HttpsKeySetFetcher::default()));
 
     let (cert_pem, key_pem) = crate::tls::certificate(&config, &dir)?;
     let tls = crate::tls::server_config(&cert_pem, &key_pem)?;

@@ -43,6 +43,7 @@ pub struct TestServerBuilder {
     purge_protection: bool,
     data_dir: Option<PathBuf>,
     bare: bool,
+    issuers: Vec<coffer_server::config::IssuerConfig>,
 }
 
 impl TestServerBuilder {
@@ -62,6 +63,11 @@ impl TestServerBuilder {
         self.bare = true;
         self
     }
+    /// Trusts an external OIDC issuer.
+    pub fn trust_issuer(mut self, issuer: coffer_server::config::IssuerConfig) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
     /// Use an existing data directory (e.g. to open an instance created earlier).
     pub fn data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = Some(dir);
@@ -77,6 +83,7 @@ impl TestServerBuilder {
             dev: true,
             soft_delete_retention_days: self.retention_days.unwrap_or(90),
             purge_protection: self.purge_protection,
+            issuers: self.issuers.clone(),
             ..ServeConfig::default()
         };
         let running = coffer_server::start(config.clone()).await?;
@@ -130,6 +137,38 @@ impl TestServer {
     /// A credential field.
     pub fn cred(&self, k: &str) -> String {
         self.creds[k].as_str().unwrap_or_default().to_string()
+    }
+
+    /// The issuer of this instance's tokens.
+    pub fn issuer(&self) -> String {
+        format!("{}/{}/v2.0", self.url(), self.cred("tenant_id"))
+    }
+
+    /// The JWKS URL of this instance's token service.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/{}/discovery/v2.0/keys", self.url(), self.cred("tenant_id"))
+    }
+
+    /// Path of the CA certificate that signed the server certificate.
+    pub fn ca_path(&self) -> PathBuf {
+        PathBuf::from(self.cred("ca_cert"))
+    }
+
+    /// A token for any client of this instance, for `scope`.
+    pub async fn token_for(&self, client_id: &str, secret: &str, scope: &str) -> anyhow::Result<String> {
+        let form = [
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", client_id.to_string()),
+            ("client_secret", secret.to_string()),
+            ("scope", scope.to_string()),
+        ];
+        let resp = self.client.post(self.token_endpoint()).form(&form).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "token request failed: {}", resp.status());
+        let body: serde_json::Value = resp.json().await?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .context("no access_token")
     }
 
     /// The token endpoint URL.

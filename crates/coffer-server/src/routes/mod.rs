@@ -190,7 +190,7 @@ async fn handle(app: &AppState, req: Request) -> Response {
             Err(e) => e.into_response(),
         };
     }
-    let Some(principal) = authenticate(app, &parts.headers) else {
+    let Some(principal) = authenticate(app, &parts.headers).await else {
         return challenge(app);
     };
     let query = Query::parse(parts.uri.query());
@@ -269,13 +269,13 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
     }
 }
 
-fn authenticate(app: &AppState, headers: &HeaderMap) -> Option<Principal> {
+async fn authenticate(app: &AppState, headers: &HeaderMap) -> Option<Principal> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
-    app.hsm.authenticate(token.trim()).ok()
+    app.hsm.authenticate(token.trim()).await.ok()
 }
 
 /// 401 with the Key Vault challenge.

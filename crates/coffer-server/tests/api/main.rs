@@ -6,6 +6,7 @@
 )]
 mod auth;
 mod errors;
+mod issuers;
 mod keys;
 mod rbac_matrix;
 mod restart;
