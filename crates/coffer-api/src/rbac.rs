@@ -54,6 +54,15 @@ pub struct RoleAssignmentProperties {
     pub scope: String,
     pub role_definition_id: String,
     pub principal_id: String,
+    /// Coffer extension: Unix seconds after which the assignment no longer grants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_on: Option<i64>,
+    /// Coffer extension: client address ranges the assignment is limited to.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub allowed_networks: Vec<String>,
+    /// Coffer extension: the justification of a just-in-time activation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
 }
 
 /// RoleAssignment.
@@ -78,4 +87,9 @@ pub struct RoleAssignmentCreateParameters {
 pub struct RoleAssignmentCreateProperties {
     pub role_definition_id: String,
     pub principal_id: String,
+    /// Coffer extension (optional): Unix seconds after which the assignment no longer grants.
+    pub expires_on: Option<i64>,
+    /// Coffer extension (optional): client address ranges (CIDR) the assignment is limited to.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
 }

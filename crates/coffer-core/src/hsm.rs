@@ -29,6 +29,8 @@ pub struct HsmConfig {
     pub key_cache_capacity: usize,
     /// Trusted external OIDC issuers.
     pub external_issuers: Vec<crate::issuers::ExternalIssuer>,
+    /// Separation-of-duties policy for new assignments.
+    pub separation_of_duties: crate::rbac::SeparationOfDuties,
 }
 
 /// The Managed HSM service.
@@ -42,6 +44,7 @@ pub struct Hsm {
     pub(crate) config: HsmConfig,
     pub(crate) key_sets: crate::issuers::KeySetCache,
     pub(crate) fetcher: Option<Arc<dyn crate::issuers::KeySetFetcher>>,
+    pub(crate) last_use: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -94,6 +97,7 @@ impl Hsm {
                 config,
                 key_sets: crate::issuers::KeySetCache::default(),
                 fetcher: None,
+                last_use: std::sync::Mutex::default(),
             },
             credentials,
         ))
@@ -133,10 +137,23 @@ impl Hsm {
         if !self.is_trusted_issuer(&caller.issuer) {
             return Ok(false);
         }
+        let now = self.clock.now();
+        if caller.issuer == self.issuer() {
+            // Conditional access on the principal itself (own identities only).
+            if let Some(p) = self.store.principal(&caller.object_id).await?
+                && !crate::rbac::network_allows(&p.allowed_networks, caller.client_ip)
+            {
+                tracing::info!(object_id = %caller.object_id, ip = ?caller.client_ip, "outside the principal's networks");
+                return Ok(false);
+            }
+        }
         let ids = caller.assignee_ids();
         let assignments = self.store.role_assignments(Some(&ids)).await?;
         let mut custom: Option<Vec<crate::rbac::RoleDefinition>> = None;
-        for a in assignments.iter().filter(|a| a.scope.covers(scope)) {
+        for a in assignments
+            .iter()
+            .filter(|a| a.scope.covers(scope) && a.active(now, caller.client_ip))
+        {
             let def = match crate::rbac::builtin::by_id(&a.role_definition_id) {
                 Some(d) => Some(d),
                 None => {
@@ -151,10 +168,28 @@ impl Hsm {
                 }
             };
             if def.is_some_and(|d| d.grants(action)) {
+                self.note_use(&a.name, now).await;
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// Records (at most once a minute per assignment) that an assignment granted a request, for access review.
+    async fn note_use(&self, name: &str, now: i64) {
+        let due = match self.last_use.lock() {
+            Ok(mut m) => {
+                let due = m.get(name).is_none_or(|t| now - t >= 60);
+                if due {
+                    m.insert(name.to_string(), now);
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due && let Err(e) = self.store.touch_role_assignment(name, now).await {
+            tracing::warn!(error = %e, "could not record assignment use");
+        }
     }
 
     /// Issuers whose tokens this instance accepts.

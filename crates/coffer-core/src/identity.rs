@@ -240,5 +240,6 @@ fn principal_from_claims(
         object_id,
         client_id,
         groups,
+        client_ip: None,
     })
 }

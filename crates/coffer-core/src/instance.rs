@@ -190,6 +190,7 @@ pub fn new_instance(seal: &dyn SealProvider, options: &CreateOptions, now: i64) 
         }],
         certificates: Vec::new(),
         created: now,
+        allowed_networks: Vec::new(),
     };
     let credentials = BootstrapCredentials {
         tenant_id: tenant_id.clone(),
@@ -217,6 +218,10 @@ pub fn new_instance(seal: &dyn SealProvider, options: &CreateOptions, now: i64) 
             role_definition_id: role.to_string(),
             principal_id: principal_id.to_string(),
             created: now,
+            expires: None,
+            allowed_networks: Vec::new(),
+            last_used: None,
+            justification: None,
         });
         Ok(())
     };

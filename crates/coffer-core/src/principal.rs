@@ -13,6 +13,8 @@ pub struct Principal {
     pub client_id: String,
     /// Object ids of the groups the token names (`groups` claim).
     pub groups: Vec<String>,
+    /// The client's address, when the transport knows it (for conditional access).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl Principal {

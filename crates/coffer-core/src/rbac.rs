@@ -212,6 +212,143 @@ pub struct RoleAssignment {
     /// Object id of a principal or group.
     pub principal_id: String,
     pub created: i64,
+    /// When the assignment stops granting (just-in-time activations, time-bound grants).
+    pub expires: Option<i64>,
+    /// Client address ranges the assignment is limited to (empty: any).
+    pub allowed_networks: Vec<Network>,
+    /// Last time the assignment granted a request (recorded at most once a minute).
+    pub last_used: Option<i64>,
+    /// Why it exists, for activations of eligible assignments.
+    pub justification: Option<String>,
+}
+
+impl RoleAssignment {
+    /// Whether the assignment is in force at `now` for a request from `ip`.
+    pub fn active(&self, now: i64, ip: Option<std::net::IpAddr>) -> bool {
+        self.expires.is_none_or(|e| now < e) && network_allows(&self.allowed_networks, ip)
+    }
+}
+
+/// Whether a (possibly empty, meaning "any") list of networks admits `ip`. An unknown address is refused when
+/// a list is set.
+pub fn network_allows(networks: &[Network], ip: Option<std::net::IpAddr>) -> bool {
+    networks.is_empty() || ip.is_some_and(|ip| networks.iter().any(|n| n.contains(ip)))
+}
+
+/// An address range in CIDR form (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Parses CIDR notation or a single address.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let bad = || Error::BadParameter(format!("'{s}' is not an address range (CIDR, e.g. 10.0.0.0/8)."));
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the range (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// An assignment a principal may activate for a bounded time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EligibleAssignment {
+    pub name: String,
+    pub scope: Scope,
+    pub role_definition_id: String,
+    /// A principal or a group (any member may activate).
+    pub principal_id: String,
+    pub max_duration_secs: i64,
+    pub created: i64,
+}
+
+/// A recorded activation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    pub id: String,
+    pub eligible_name: String,
+    pub principal_id: String,
+    pub assignment_name: String,
+    pub justification: String,
+    pub activated: i64,
+    pub expires: i64,
+}
+
+/// What to do when an assignment gives one principal conflicting roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SeparationOfDuties {
+    Deny,
+    Off,
+    #[default]
+    Warn,
+}
+
+impl SeparationOfDuties {
+    /// Parses `off`, `warn` or `deny`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "warn" => Some(Self::Warn),
+            "deny" => Some(Self::Deny),
+            _ => None,
+        }
+    }
+}
+
+/// Role pairs one principal should not hold together (docs/ACCESS.md explains each).
+pub const CONFLICTING_ROLES: &[(&str, &str)] = &[
+    (builtin::ADMINISTRATOR, builtin::CRYPTO_USER),
+    (builtin::CRYPTO_OFFICER, builtin::CRYPTO_USER),
+    (builtin::BACKUP, builtin::CRYPTO_OFFICER),
+];
+
+/// The conflicting pairs among a set of role GUIDs.
+pub fn conflicts(roles: &[String]) -> Vec<(&'static str, &'static str)> {
+    let has = |r: &str| roles.iter().any(|x| x.eq_ignore_ascii_case(r));
+    CONFLICTING_ROLES
+        .iter()
+        .copied()
+        .filter(|(a, b)| has(a) && has(b))
+        .collect()
 }
 
 /// The full role definition id as the service returns it.
@@ -231,4 +368,67 @@ pub fn role_definition_guid(id: &str) -> String {
 /// The prefix of Managed HSM dataActions.
 pub fn prefix() -> &'static str {
     PREFIX
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_match_cidr_ranges() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let n = Network::parse("10.1.0.0/16").unwrap();
+        assert!(n.contains(ip("10.1.255.7")));
+        assert!(!n.contains(ip("10.2.0.1")));
+        assert!(n.contains(ip("::ffff:10.1.2.3")), "IPv4-mapped IPv6 counts as IPv4");
+        assert!(Network::parse("0.0.0.0/0").unwrap().contains(ip("203.0.113.9")));
+        assert!(Network::parse("127.0.0.1").unwrap().contains(ip("127.0.0.1")));
+        assert!(!Network::parse("127.0.0.1").unwrap().contains(ip("127.0.0.2")));
+        let v6 = Network::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains(ip("2001:db8:1::1")) && !v6.contains(ip("2001:db9::1")));
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x", "::/129"] {
+            assert!(Network::parse(bad).is_err(), "{bad}");
+        }
+        assert!(network_allows(&[], None));
+        assert!(
+            !network_allows(&[n], None),
+            "an unknown address is refused when a list is set"
+        );
+    }
+
+    #[test]
+    fn scopes_cover_their_subtrees() {
+        let k = Scope::parse("/keys/K1").unwrap();
+        assert!(Scope::Root.covers(&k) && Scope::Keys.covers(&k) && k.covers(&Scope::Key("k1".into())));
+        assert!(!k.covers(&Scope::Keys) && !Scope::Keys.covers(&Scope::Root));
+        assert_eq!(Scope::parse("").unwrap(), Scope::Root);
+        assert_eq!(Scope::parse("///").unwrap(), Scope::Root);
+        assert_eq!(Scope::parse("keys").unwrap(), Scope::Keys);
+        assert!(Scope::parse("/secrets").is_err());
+    }
+
+    #[test]
+    fn not_data_actions_exclude_within_their_block() {
+        let p = Permission {
+            data_actions: vec!["Microsoft.KeyVault/managedHsm/keys/*".into()],
+            not_data_actions: vec!["Microsoft.KeyVault/managedHsm/keys/sign/action".into()],
+            ..Permission::default()
+        };
+        assert!(p.grants(DataAction::KeysRead));
+        assert!(!p.grants(DataAction::KeysSign));
+        assert!(!p.grants(DataAction::Rng));
+        assert!(validate_pattern("Microsoft.KeyVault/managedHsm/keys/*").is_ok());
+        assert!(validate_pattern("Microsoft.KeyVault/managedHsm/nothing/*").is_err());
+        assert!(
+            validate_pattern("microsoft.keyvault/managedhsm/keys/read/action").is_ok(),
+            "case-insensitive"
+        );
+    }
+
+    #[test]
+    fn conflicting_role_pairs() {
+        let roles = vec![builtin::ADMINISTRATOR.to_string(), builtin::CRYPTO_USER.to_string()];
+        assert_eq!(conflicts(&roles).len(), 1);
+        assert!(conflicts(&[builtin::CRYPTO_AUDITOR.to_string(), builtin::CRYPTO_USER.to_string()]).is_empty());
+    }
 }

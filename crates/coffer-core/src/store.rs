@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use crate::Error;
 use crate::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
-use crate::rbac::{RoleAssignment, RoleDefinition};
+use crate::rbac::{Activation, EligibleAssignment, Network, RoleAssignment, RoleDefinition};
 
 /// The instance row, written once at creation.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct PrincipalRecord {
     /// DER of each registered certificate credential.
     pub certificates: Vec<Vec<u8>>,
     pub created: i64,
+    /// Client address ranges the principal may call from (empty: any).
+    pub allowed_networks: Vec<Network>,
 }
 
 /// A stored client secret.
@@ -163,4 +165,21 @@ pub trait Store: Send + Sync + 'static {
     async fn create_role_assignment(&self, assignment: &RoleAssignment, custom_role: bool) -> Result<(), Error>;
     /// Deletes a role assignment, returning it.
     async fn delete_role_assignment(&self, name: &str) -> Result<Option<RoleAssignment>, Error>;
+    /// Records that an assignment granted a request at `now`.
+    async fn touch_role_assignment(&self, name: &str, now: i64) -> Result<(), Error>;
+    /// Sets a principal's allowed networks. Returns false if it does not exist.
+    async fn set_principal_networks(&self, object_id: &str, networks: &[Network]) -> Result<bool, Error>;
+
+    /// Creates an eligible assignment. A taken name is a conflict.
+    async fn create_eligible(&self, eligible: &EligibleAssignment) -> Result<(), Error>;
+    /// All eligible assignments.
+    async fn list_eligible(&self) -> Result<Vec<EligibleAssignment>, Error>;
+    /// One eligible assignment.
+    async fn eligible(&self, name: &str) -> Result<Option<EligibleAssignment>, Error>;
+    /// Deletes an eligible assignment. Returns false if it did not exist.
+    async fn delete_eligible(&self, name: &str) -> Result<bool, Error>;
+    /// Writes an activation and the time-bound assignment it creates, in one transaction.
+    async fn activate(&self, activation: &Activation, assignment: &RoleAssignment) -> Result<(), Error>;
+    /// Recorded activations, newest first.
+    async fn activations(&self) -> Result<Vec<Activation>, Error>;
 }

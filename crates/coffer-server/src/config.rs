@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Trusted external OIDC issuers (`[[issuers]]` tables in coffer.toml).
     pub issuers: Vec<IssuerConfig>,
+    /// Separation-of-duties check on new role assignments: `off`, `warn` (default) or `deny`.
+    pub separation_of_duties: String,
 }
 
 /// One trusted external OIDC issuer.
@@ -128,6 +130,7 @@ impl Default for ServeConfig {
             token_lifetime_secs: 3600,
             max_body_bytes: 1024 * 1024,
             issuers: Vec::new(),
+            separation_of_duties: "warn".into(),
         }
     }
 }
@@ -145,6 +148,9 @@ impl ServeConfig {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             anyhow::bail!("--tls-cert and --tls-key go together");
+        }
+        if coffer_core::rbac::SeparationOfDuties::parse(&self.separation_of_duties).is_none() {
+            anyhow::bail!("separation_of_duties must be off, warn or deny");
         }
         if self.token_lifetime_secs < 600 {
             anyhow::bail!("token lifetime must be at least 600 seconds");

@@ -81,6 +81,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             .iter()
             .map(|i| i.to_core())
             .collect::<anyhow::Result<Vec<_>>>()?,
+        separation_of_duties: coffer_core::rbac::SeparationOfDuties::parse(&config.separation_of_duties)
+            .context("separation_of_duties must be off, warn or deny")?,
     };
     let create = CreateOptions {
         instance_name: config.instance_name.clone(),
@@ -130,7 +132,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let handle = axum_server::Handle::new();
     let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?
         .handle(handle.clone());
-    let task = tokio::spawn(server.serve(app.into_make_service()));
+    let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     tracing::info!(url = %public_url, %addr, "coffer is listening");
     Ok(Running {
         url: public_url,

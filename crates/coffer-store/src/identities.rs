@@ -1,6 +1,6 @@
 //! SQLite: principals, secrets, certificates, groups, custom roles and role assignments.
 use coffer_core::Error;
-use coffer_core::rbac::{Permission, RoleAssignment, RoleDefinition, RoleType, Scope};
+use coffer_core::rbac::{EligibleAssignment, Network, Permission, RoleAssignment, RoleDefinition, RoleType, Scope};
 use coffer_core::store::{ClientSecretRecord, GroupRecord, PrincipalRecord};
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
@@ -52,6 +52,18 @@ pub(crate) fn role_from_row(r: &SqliteRow) -> Result<RoleDefinition, Error> {
     })
 }
 
+pub(crate) fn networks_json(n: &[Network]) -> String {
+    let list: Vec<String> = n.iter().map(ToString::to_string).collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn networks_from(text: &str) -> Result<Vec<Network>, Error> {
+    let list: Vec<String> = serde_json::from_str(text).map_err(|_| Error::Corrupt("networks".into()))?;
+    list.iter()
+        .map(|n| Network::parse(n).map_err(|_| Error::Corrupt("network".into())))
+        .collect()
+}
+
 pub(crate) fn assignment_from_row(r: &SqliteRow) -> Result<RoleAssignment, Error> {
     let scope: String = r.try_get("scope").map_err(storage)?;
     Ok(RoleAssignment {
@@ -59,6 +71,22 @@ pub(crate) fn assignment_from_row(r: &SqliteRow) -> Result<RoleAssignment, Error
         scope: Scope::parse(&scope).map_err(|_| Error::Corrupt(format!("assignment scope {scope}")))?,
         role_definition_id: r.try_get("role_definition_id").map_err(storage)?,
         principal_id: r.try_get("principal_id").map_err(storage)?,
+        created: r.try_get("created").map_err(storage)?,
+        expires: r.try_get("expires").map_err(storage)?,
+        allowed_networks: networks_from(&r.try_get::<String, _>("allowed_networks").map_err(storage)?)?,
+        last_used: r.try_get("last_used").map_err(storage)?,
+        justification: r.try_get("justification").map_err(storage)?,
+    })
+}
+
+pub(crate) fn eligible_from_row(r: &SqliteRow) -> Result<EligibleAssignment, Error> {
+    let scope: String = r.try_get("scope").map_err(storage)?;
+    Ok(EligibleAssignment {
+        name: r.try_get("name").map_err(storage)?,
+        scope: Scope::parse(&scope).map_err(|_| Error::Corrupt(format!("eligible scope {scope}")))?,
+        role_definition_id: r.try_get("role_definition_id").map_err(storage)?,
+        principal_id: r.try_get("principal_id").map_err(storage)?,
+        max_duration_secs: r.try_get("max_duration_secs").map_err(storage)?,
         created: r.try_get("created").map_err(storage)?,
     })
 }
@@ -98,6 +126,7 @@ pub(crate) async fn principal_from_row(conn: &mut SqliteConnection, r: &SqliteRo
         secrets,
         certificates,
         created: r.try_get("created").map_err(storage)?,
+        allowed_networks: networks_from(&r.try_get::<String, _>("allowed_networks").map_err(storage)?)?,
     })
 }
 
@@ -164,13 +193,18 @@ pub(crate) async fn insert_assignment(conn: &mut SqliteConnection, a: &RoleAssig
         )));
     }
     sqlx::query(
-        "INSERT INTO role_assignments (name, scope, role_definition_id, principal_id, created) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO role_assignments (name, scope, role_definition_id, principal_id, created, expires, \
+         allowed_networks, last_used, justification) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&a.name)
     .bind(a.scope.as_string())
     .bind(&a.role_definition_id)
     .bind(&a.principal_id)
     .bind(a.created)
+    .bind(a.expires)
+    .bind(networks_json(&a.allowed_networks))
+    .bind(a.last_used)
+    .bind(&a.justification)
     .execute(&mut *conn)
     .await
     .map_err(storage)?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use coffer_core::Error;
 use coffer_core::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
-use coffer_core::rbac::{RoleAssignment, RoleDefinition};
+use coffer_core::rbac::{Activation, EligibleAssignment, Network, RoleAssignment, RoleDefinition};
 use coffer_core::store::{ClientSecretRecord, GroupRecord, InstanceRecord, NewVersionMode, PrincipalRecord, Store};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -802,6 +802,122 @@ impl Store for SqliteStore {
             .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
         Ok(Some(a))
+    }
+
+    async fn touch_role_assignment(&self, name: &str, now: i64) -> Result<(), Error> {
+        sqlx::query("UPDATE role_assignments SET last_used = $1 WHERE name = $2")
+            .bind(now)
+            .bind(name)
+            .execute(&self.writer)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn set_principal_networks(&self, object_id: &str, networks: &[Network]) -> Result<bool, Error> {
+        let done = sqlx::query("UPDATE principals SET allowed_networks = $1 WHERE object_id = $2")
+            .bind(ids::networks_json(networks))
+            .bind(object_id)
+            .execute(&self.writer)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_eligible(&self, e: &EligibleAssignment) -> Result<(), Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        if exists(
+            &mut tx,
+            "SELECT 1 AS one FROM eligible_assignments WHERE name = $1",
+            &e.name,
+        )
+        .await?
+        {
+            return Err(Error::Conflict(format!(
+                "The eligible assignment '{}' already exists.",
+                e.name
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO eligible_assignments (name, scope, role_definition_id, principal_id, max_duration_secs, \
+             created) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&e.name)
+        .bind(e.scope.as_string())
+        .bind(&e.role_definition_id)
+        .bind(&e.principal_id)
+        .bind(e.max_duration_secs)
+        .bind(e.created)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn list_eligible(&self) -> Result<Vec<EligibleAssignment>, Error> {
+        let rows = sqlx::query("SELECT * FROM eligible_assignments ORDER BY created, name")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(storage)?;
+        rows.iter().map(ids::eligible_from_row).collect()
+    }
+
+    async fn eligible(&self, name: &str) -> Result<Option<EligibleAssignment>, Error> {
+        let row = sqlx::query("SELECT * FROM eligible_assignments WHERE name = $1")
+            .bind(name.to_ascii_lowercase())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(storage)?;
+        row.as_ref().map(ids::eligible_from_row).transpose()
+    }
+
+    async fn delete_eligible(&self, name: &str) -> Result<bool, Error> {
+        let done = sqlx::query("DELETE FROM eligible_assignments WHERE name = $1")
+            .bind(name.to_ascii_lowercase())
+            .execute(&self.writer)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn activate(&self, a: &Activation, assignment: &RoleAssignment) -> Result<(), Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        ids::insert_assignment(&mut tx, assignment).await?;
+        sqlx::query(
+            "INSERT INTO activations (id, eligible_name, principal_id, assignment_name, justification, activated, \
+             expires) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&a.id)
+        .bind(&a.eligible_name)
+        .bind(&a.principal_id)
+        .bind(&a.assignment_name)
+        .bind(&a.justification)
+        .bind(a.activated)
+        .bind(a.expires)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn activations(&self) -> Result<Vec<Activation>, Error> {
+        let rows = sqlx::query("SELECT * FROM activations ORDER BY activated DESC")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(storage)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Activation {
+                    id: r.try_get("id").map_err(storage)?,
+                    eligible_name: r.try_get("eligible_name").map_err(storage)?,
+                    principal_id: r.try_get("principal_id").map_err(storage)?,
+                    assignment_name: r.try_get("assignment_name").map_err(storage)?,
+                    justification: r.try_get("justification").map_err(storage)?,
+                    activated: r.try_get("activated").map_err(storage)?,
+                    expires: r.try_get("expires").map_err(storage)?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -43,6 +43,7 @@ pub struct TestServerBuilder {
     purge_protection: bool,
     data_dir: Option<PathBuf>,
     bare: bool,
+    sod: Option<String>,
     issuers: Vec<coffer_server::config::IssuerConfig>,
 }
 
@@ -61,6 +62,11 @@ impl TestServerBuilder {
     /// Administrator at `/`, as a new instance has).
     pub fn bare(mut self) -> Self {
         self.bare = true;
+        self
+    }
+    /// Separation-of-duties policy (`off`, `warn`, `deny`).
+    pub fn separation_of_duties(mut self, policy: &str) -> Self {
+        self.sod = Some(policy.to_string());
         self
     }
     /// Trusts an external OIDC issuer.
@@ -84,6 +90,7 @@ impl TestServerBuilder {
             soft_delete_retention_days: self.retention_days.unwrap_or(90),
             purge_protection: self.purge_protection,
             issuers: self.issuers.clone(),
+            separation_of_duties: self.sod.clone().unwrap_or_else(|| "warn".into()),
             ..ServeConfig::default()
         };
         let running = coffer_server::start(config.clone()).await?;

@@ -58,6 +58,7 @@ impl Hsm {
             }],
             certificates: Vec::new(),
             created: now,
+            allowed_networks: Vec::new(),
         };
         self.store.create_principal(&record).await?;
         tracing::info!(object_id = %record.object_id, client_id = %record.client_id, "principal created");

@@ -1,10 +1,12 @@
 //! The operations, one file per family. Each one authorizes first, then loads, computes, persists.
 
+pub mod access_review;
 pub mod backup_restore;
 pub mod create_import;
 pub mod crypto;
 pub mod delete_recover_purge;
 pub mod identities;
+pub mod jit;
 pub mod random;
 pub mod read;
 pub mod role_assignments;

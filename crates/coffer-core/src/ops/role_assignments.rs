@@ -1,9 +1,18 @@
 //! Role assignments at `/`, `/keys` and `/keys/{name}`. Writing or deleting one needs the roleAssignments
 //! dataActions at that scope; the role definition must exist.
-use crate::rbac::{DataAction, RoleAssignment, Scope, builtin, role_definition_guid};
+use crate::rbac::{DataAction, Network, RoleAssignment, Scope, SeparationOfDuties, builtin, role_definition_guid};
 use crate::{Error, Hsm, Principal};
 
 use super::role_definitions::check_guid;
+
+/// Coffer's extensions to a role assignment.
+#[derive(Debug, Clone, Default)]
+pub struct AssignmentOptions {
+    /// Unix seconds after which it no longer grants.
+    pub expires: Option<i64>,
+    /// Client address ranges it is limited to.
+    pub allowed_networks: Vec<Network>,
+}
 
 /// How to filter a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +68,9 @@ impl Hsm {
             .ok_or_else(not_found)
     }
 
-    /// RoleAssignments_Create.
+    /// RoleAssignments_Create. `options` carries Coffer's extensions (expiry, allowed networks). Returns the
+    /// assignment and the separation-of-duties warnings it raised (policy `warn`); under policy `deny` a conflict
+    /// is refused.
     pub async fn create_role_assignment(
         &self,
         caller: &Principal,
@@ -67,47 +78,102 @@ impl Hsm {
         name: &str,
         role_definition_id: &str,
         principal_id: &str,
-    ) -> Result<RoleAssignment, Error> {
+        options: AssignmentOptions,
+    ) -> Result<(RoleAssignment, Vec<String>), Error> {
         self.authorize(caller, DataAction::RoleAssignmentsWrite, scope).await?;
         let name = check_guid("role assignment", name)?;
         let principal_id = principal_id.trim();
         if principal_id.is_empty() || principal_id.len() > 256 {
             return Err(Error::BadParameter("principalId is required.".into()));
         }
+        let now = self.clock.now();
+        if options.expires.is_some_and(|e| e <= now) {
+            return Err(Error::BadParameter("expiresOn must be in the future.".into()));
+        }
         let role = role_definition_guid(role_definition_id);
-        let custom = if builtin::by_id(&role).is_some() {
-            false
-        } else {
-            let def = self.store.custom_role(&role).await?.ok_or_else(|| {
-                Error::BadParameter(format!("The role definition '{role_definition_id}' does not exist."))
-            })?;
-            let assignable = def
-                .assignable_scopes
-                .iter()
-                .filter_map(|s| Scope::parse(s).ok())
-                .any(|s| s.covers(scope));
-            if !assignable {
-                return Err(Error::BadParameter(format!(
-                    "The role '{}' is not assignable at scope '{}'.",
-                    def.role_name,
-                    scope.as_string()
-                )));
-            }
-            true
-        };
+        let custom = self.check_assignable(&role, role_definition_id, scope).await?;
+        let warnings = self.separation_of_duties(principal_id, &role, now).await?;
         let assignment = RoleAssignment {
             name,
             scope: scope.clone(),
             role_definition_id: role,
             principal_id: principal_id.to_string(),
-            created: self.clock.now(),
+            created: now,
+            expires: options.expires,
+            allowed_networks: options.allowed_networks,
+            last_used: None,
+            justification: None,
         };
         self.store.create_role_assignment(&assignment, custom).await?;
         tracing::info!(
             assignment = %assignment.name, role = %assignment.role_definition_id,
             principal = %assignment.principal_id, scope = %scope.as_string(), "role assigned"
         );
-        Ok(assignment)
+        Ok((assignment, warnings))
+    }
+
+    /// Checks that a role exists and may be assigned at `scope`; returns whether it is a custom role.
+    pub(crate) async fn check_assignable(&self, role: &str, given: &str, scope: &Scope) -> Result<bool, Error> {
+        if builtin::by_id(role).is_some() {
+            return Ok(false);
+        }
+        let def = self
+            .store
+            .custom_role(role)
+            .await?
+            .ok_or_else(|| Error::BadParameter(format!("The role definition '{given}' does not exist.")))?;
+        let assignable = def
+            .assignable_scopes
+            .iter()
+            .filter_map(|s| Scope::parse(s).ok())
+            .any(|s| s.covers(scope));
+        if !assignable {
+            return Err(Error::BadParameter(format!(
+                "The role '{}' is not assignable at scope '{}'.",
+                def.role_name,
+                scope.as_string()
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Applies the separation-of-duties policy to giving `role` to `principal_id`.
+    pub(crate) async fn separation_of_duties(
+        &self,
+        principal_id: &str,
+        role: &str,
+        now: i64,
+    ) -> Result<Vec<String>, Error> {
+        if self.config.separation_of_duties == SeparationOfDuties::Off {
+            return Ok(Vec::new());
+        }
+        let ids = [principal_id.to_string()];
+        let mut roles: Vec<String> = self
+            .store
+            .role_assignments(Some(&ids))
+            .await?
+            .into_iter()
+            .filter(|a| a.expires.is_none_or(|e| now < e))
+            .map(|a| a.role_definition_id)
+            .collect();
+        roles.push(role.to_string());
+        let name = |g: &str| builtin::by_id(g).map_or_else(|| g.to_string(), |d| d.role_name);
+        let found: Vec<String> = crate::rbac::conflicts(&roles)
+            .into_iter()
+            .filter(|(a, b)| a.eq_ignore_ascii_case(role) || b.eq_ignore_ascii_case(role))
+            .map(|(a, b)| format!("separation of duties: '{}' together with '{}'", name(a), name(b)))
+            .collect();
+        if found.is_empty() {
+            return Ok(found);
+        }
+        if self.config.separation_of_duties == SeparationOfDuties::Deny {
+            return Err(Error::BadParameter(format!(
+                "The assignment would break separation of duties for principal {principal_id}: {}",
+                found.join("; ")
+            )));
+        }
+        tracing::warn!(principal = principal_id, conflicts = %found.join("; "), "separation-of-duties warning");
+        Ok(found)
     }
 
     /// RoleAssignments_Delete: returns the deleted assignment.

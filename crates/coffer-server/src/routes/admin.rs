@@ -27,6 +27,7 @@ fn principal_json(p: &PrincipalRecord) -> serde_json::Value {
         "displayName": p.display_name,
         "created": p.created,
         "secrets": p.secrets.iter().map(|s| json!({"secretId": s.id, "created": s.created})).collect::<Vec<_>>(),
+        "allowedNetworks": p.allowed_networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "certificates": p.certificates.iter().map(|c| json!({"thumbprint": coffer_crypto::x509::thumbprint_sha1(c)})).collect::<Vec<_>>(),
     })
 }
@@ -108,6 +109,117 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
             hsm.remove_group_member(p, gid, oid).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
+        ["principals", oid, "networks"] if m == Method::PUT => {
+            let body: Networks = ctx.json()?;
+            let nets = hsm.set_principal_networks(p, oid, &body.allowed_networks).await?;
+            Ok(ok_json(
+                &json!({"allowedNetworks": nets.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+            ))
+        }
+        ["eligible-assignments"] if m == Method::POST => {
+            let body: NewEligible = ctx.json()?;
+            let scope = coffer_core::rbac::Scope::parse(&body.scope)?;
+            let e = hsm
+                .create_eligible_assignment(
+                    p,
+                    &scope,
+                    body.name.as_deref(),
+                    &body.role_definition_id,
+                    &body.principal_id,
+                    body.max_duration_seconds,
+                )
+                .await?;
+            Ok(json_response(StatusCode::CREATED, &eligible_json(&e)))
+        }
+        ["eligible-assignments"] if m == Method::GET => {
+            let list = hsm.list_eligible_assignments(p).await?;
+            Ok(ok_json(
+                &json!({"value": list.iter().map(eligible_json).collect::<Vec<_>>()}),
+            ))
+        }
+        ["eligible-assignments", name] if m == Method::DELETE => {
+            hsm.delete_eligible_assignment(p, name).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        ["eligible-assignments", name, "activate"] if m == Method::POST => {
+            let body: Activate = ctx.json()?;
+            let (a, warnings) = hsm
+                .activate_eligible_assignment(p, name, body.duration_seconds, &body.justification)
+                .await?;
+            Ok(super::rbac::created_with_warnings(
+                &super::rbac::assignment(&a),
+                &warnings,
+            ))
+        }
+        ["activations"] if m == Method::GET => {
+            let list = hsm.list_activations(p).await?;
+            let value: Vec<_> = list
+                .iter()
+                .map(|a| {
+                    json!({"id": a.id, "eligibleAssignment": a.eligible_name, "principalId": a.principal_id,
+                           "roleAssignment": a.assignment_name, "justification": a.justification,
+                           "activated": a.activated, "expiresOn": a.expires})
+                })
+                .collect();
+            Ok(ok_json(&json!({ "value": value })))
+        }
+        ["access-review"] if m == Method::GET => {
+            let days = match ctx.query.get("unusedDays") {
+                Some(d) => d
+                    .parse()
+                    .map_err(|_| ApiError::bad_parameter("unusedDays must be an integer."))?,
+                None => 90,
+            };
+            let r = hsm.access_review(p, days).await?;
+            let assignments: Vec<_> = r
+                .assignments
+                .iter()
+                .map(|x| {
+                    let a = &x.assignment;
+                    json!({"name": a.name, "scope": a.scope.as_string(), "roleDefinitionId": a.role_definition_id,
+                           "roleName": x.role_name, "principalId": a.principal_id, "principalType": x.principal_type,
+                           "created": a.created, "expiresOn": a.expires, "expired": x.expired,
+                           "lastUsed": a.last_used})
+                })
+                .collect();
+            Ok(ok_json(&json!({
+                "unusedDays": r.unused_days,
+                "assignments": assignments,
+                "principalsWithSeveralRoles": r.principals_with_several_roles,
+                "individualAdministrators": r.individual_administrators,
+                "unusedAssignments": r.unused_assignments,
+                "separationOfDutiesConflicts": r.separation_of_duties_conflicts,
+            })))
+        }
         _ => Err(ApiError::not_found_route()),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Networks {
+    allowed_networks: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewEligible {
+    name: Option<String>,
+    scope: String,
+    role_definition_id: String,
+    principal_id: String,
+    max_duration_seconds: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Activate {
+    duration_seconds: i64,
+    justification: String,
+}
+
+fn eligible_json(e: &coffer_core::rbac::EligibleAssignment) -> serde_json::Value {
+    json!({"name": e.name, "scope": e.scope.as_string(),
+           "roleDefinitionId": coffer_core::rbac::role_definition_resource_id(&e.role_definition_id),
+           "principalId": e.principal_id, "maxDurationSeconds": e.max_duration_secs, "created": e.created})
 }

@@ -173,6 +173,10 @@ async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
 }
 
 async fn handle(app: &AppState, req: Request) -> Response {
+    let client_ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -190,9 +194,10 @@ async fn handle(app: &AppState, req: Request) -> Response {
             Err(e) => e.into_response(),
         };
     }
-    let Some(principal) = authenticate(app, &parts.headers).await else {
+    let Some(mut principal) = authenticate(app, &parts.headers).await else {
         return challenge(app);
     };
+    principal.client_ip = client_ip;
     let query = Query::parse(parts.uri.query());
     let api_version = match query.get("api-version") {
         Some(v) if API_VERSIONS.contains(&v) => v.to_string(),

@@ -4,7 +4,7 @@
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use coffer_api::rbac as wire;
-use coffer_core::ops::role_assignments::AssignmentFilter;
+use coffer_core::ops::role_assignments::{AssignmentFilter, AssignmentOptions};
 use coffer_core::ops::role_definitions::RoleDefinitionRequest;
 use coffer_core::rbac::{self, Permission, RoleAssignment, RoleDefinition, Scope};
 
@@ -53,7 +53,7 @@ fn definition(d: &RoleDefinition) -> wire::RoleDefinition {
     }
 }
 
-fn assignment(a: &RoleAssignment) -> wire::RoleAssignment {
+pub(super) fn assignment(a: &RoleAssignment) -> wire::RoleAssignment {
     wire::RoleAssignment {
         id: format!("/providers/Microsoft.Authorization/roleAssignments/{}", a.name),
         name: a.name.clone(),
@@ -62,8 +62,22 @@ fn assignment(a: &RoleAssignment) -> wire::RoleAssignment {
             scope: a.scope.as_string(),
             role_definition_id: rbac::role_definition_resource_id(&a.role_definition_id),
             principal_id: a.principal_id.clone(),
+            expires_on: a.expires,
+            allowed_networks: a.allowed_networks.iter().map(ToString::to_string).collect(),
+            justification: a.justification.clone(),
         },
     }
+}
+
+/// A 201 with separation-of-duties warnings in `x-coffer-warning`.
+pub(super) fn created_with_warnings<T: serde::Serialize>(body: &T, warnings: &[String]) -> Response {
+    let mut r = json_response(StatusCode::CREATED, body);
+    if !warnings.is_empty()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&warnings.join("; "))
+    {
+        r.headers_mut().insert("x-coffer-warning", v);
+    }
+    r
 }
 
 /// Parses `$filter`: `atScope()`, `atScopeAndBelow()`, `principalId eq '…'`, `roleName eq '…'`.
@@ -148,16 +162,19 @@ pub(super) async fn handle(
             (&Method::GET, Some(n)) => Ok(ok_json(&assignment(&hsm.get_role_assignment(p, &scope, n).await?))),
             (&Method::PUT, Some(n)) => {
                 let body: wire::RoleAssignmentCreateParameters = ctx.json()?;
-                let a = hsm
-                    .create_role_assignment(
-                        p,
-                        &scope,
-                        n,
-                        &body.properties.role_definition_id,
-                        &body.properties.principal_id,
-                    )
+                let pr = body.properties;
+                let options = AssignmentOptions {
+                    expires: pr.expires_on,
+                    allowed_networks: pr
+                        .allowed_networks
+                        .iter()
+                        .map(|n| rbac::Network::parse(n))
+                        .collect::<Result<Vec<_>, _>>()?,
+                };
+                let (a, warnings) = hsm
+                    .create_role_assignment(p, &scope, n, &pr.role_definition_id, &pr.principal_id, options)
                     .await?;
-                Ok(json_response(StatusCode::CREATED, &assignment(&a)))
+                Ok(created_with_warnings(&assignment(&a), &warnings))
             }
             (&Method::DELETE, Some(n)) => Ok(ok_json(&assignment(&hsm.delete_role_assignment(p, &scope, n).await?))),
             _ => Err(ApiError::method_not_allowed()),

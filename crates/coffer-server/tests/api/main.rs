@@ -4,6 +4,7 @@
     clippy::expect_used,
     reason = "test helpers outside #[test] functions may panic"
 )]
+mod access;
 mod auth;
 mod errors;
 mod issuers;
