@@ -22,6 +22,23 @@ def server(tmp_path_factory) -> CofferServer:
     assert rc == 0, f"coffer exited with status {rc} after SIGTERM (expected a graceful exit 0)\n{srv.log_tail()}"
 
 
+@pytest.fixture
+def make_server(tmp_path):
+    """Factory for servers of a test's own (stopped, and required to exit 0, at teardown)."""
+    started = []
+
+    def make(name, port=None, extra_args=()):
+        srv = CofferServer(tmp_path / name, name=f"python-{name}", port=port, extra_args=extra_args)
+        started.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in started:
+        if srv.proc is not None:
+            rc = srv.stop()
+            assert rc == 0, f"{srv.name}: exit status {rc} after SIGTERM"
+
+
 @pytest.fixture(scope="session")
 def admin_creds(server) -> dict:
     return check_admin_credentials_file(server.data_dir, server.port)

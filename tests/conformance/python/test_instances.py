@@ -14,26 +14,10 @@ from azure.core.exceptions import HttpResponseError
 from azure.keyvault.keys import KeyClient
 from azure.keyvault.keys.crypto import SignatureAlgorithm
 
-from coffer_harness import CofferServer, check_admin_credentials_file, free_port, remote_crypto, uniq
+from coffer_harness import check_admin_credentials_file, free_port, remote_crypto, uniq
 from localcrypto import b64url, digest_for, ec_public_from_jwk, ec_verify
 
 API = "2025-07-01"
-
-
-@pytest.fixture
-def make_server(tmp_path):
-    started = []
-
-    def make(name, port=None, extra_args=()):
-        srv = CofferServer(tmp_path / name, name=f"python-{name}", port=port, extra_args=extra_args)
-        started.append(srv)
-        return srv.start()
-
-    yield make
-    for srv in started:
-        if srv.proc is not None:
-            rc = srv.stop()
-            assert rc == 0, f"{srv.name}: exit status {rc} after SIGTERM"
 
 
 def test_admin_credentials_file(admin_creds, server):
