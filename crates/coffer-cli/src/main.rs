@@ -1,4 +1,7 @@
-//! `coffer`: the Coffer command line. `coffer serve` runs the server; administration commands follow.
+//! `coffer`: the Coffer command line. `coffer serve` runs the server; `coffer sd` holds the security-domain
+//! officer tools; `coffer seal migrate` moves the domain secret between seal providers.
+
+mod sd;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -21,6 +24,40 @@ struct Cli {
 enum Command {
     /// Run the HSM server (HTTPS).
     Serve(ServeArgs),
+    /// Security-domain officer tools.
+    #[command(subcommand)]
+    Sd(sd::SdCommand),
+    /// Seal-provider administration (run with the server stopped).
+    #[command(subcommand)]
+    Seal(SealCommand),
+}
+
+#[derive(Subcommand)]
+enum SealCommand {
+    /// Re-seal the domain secret with another provider: the `[seal]` of --from-config to that of --to-config.
+    Migrate {
+        /// The data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// coffer.toml whose [seal] is in use now (default: the file provider).
+        #[arg(long)]
+        from_config: Option<PathBuf>,
+        /// coffer.toml whose [seal] to move to (default: the file provider).
+        #[arg(long)]
+        to_config: Option<PathBuf>,
+    },
+}
+
+fn seal_of(path: Option<&std::path::Path>) -> anyhow::Result<coffer_server::config::SealConfig> {
+    match path {
+        None => Ok(coffer_server::config::SealConfig::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Ok(ServeConfig::from_toml(&text)
+                .with_context(|| format!("parsing {}", p.display()))?
+                .seal)
+        }
+    }
 }
 
 #[derive(Args)]
@@ -49,9 +86,13 @@ struct ServeArgs {
     /// Challenge resource and token audience (default: the public URL).
     #[arg(long)]
     resource: Option<String>,
-    /// Mark a new instance as a development instance.
+    /// Development instance: activated at once, with a generated security domain and its three wrapping keys
+    /// (quorum 2) written into the data directory. Never for real keys.
     #[arg(long)]
     dev: bool,
+    /// Create a new instance in recovery mode: it waits for a security-domain upload.
+    #[arg(long)]
+    recovery: bool,
     /// Soft-delete retention in days (7-90), fixed when the instance is created [default: 90].
     #[arg(long)]
     soft_delete_retention_days: Option<i64>,
@@ -99,6 +140,7 @@ impl ServeArgs {
             c.resource = self.resource;
         }
         c.dev |= self.dev;
+        c.recovery |= self.recovery;
         if let Some(v) = self.soft_delete_retention_days {
             c.soft_delete_retention_days = v;
         }
@@ -125,7 +167,19 @@ fn init_tracing(format: &str) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
+        Command::Sd(cmd) => runtime()?.block_on(sd::run(cmd)),
+        Command::Seal(SealCommand::Migrate {
+            data_dir,
+            from_config,
+            to_config,
+        }) => {
+            init_tracing("text");
+            let from = seal_of(from_config.as_deref())?;
+            let to = seal_of(to_config.as_deref())?;
+            runtime()?.block_on(coffer_server::seal::migrate(&data_dir, &from, &to))
+        }
         Command::Serve(args) => {
             init_tracing(&args.log_format);
             let config = args.into_config()?;

@@ -36,6 +36,12 @@ impl KeyCache {
             map.insert((name.to_string(), version.to_string()), key);
         }
     }
+    /// Drops every cached key (the domain secret changed).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.entries.lock() {
+            map.clear();
+        }
+    }
     /// Drops every cached version of a key (on delete, purge, restore).
     pub fn invalidate(&self, name: &str) {
         if let Ok(mut map) = self.entries.lock() {

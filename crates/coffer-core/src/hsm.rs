@@ -1,6 +1,6 @@
 //! `Hsm`: the service object. It owns the unsealed root of trust, the key cache and the ports, and every
 //! operation (in `ops/`) is a method on it that takes the caller as `&Principal`.
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use coffer_crypto::jwt::TokenSigningKey;
 use coffer_crypto::keys::PrivateKey;
@@ -13,7 +13,7 @@ use crate::instance::{
 };
 use crate::key::KeyVersionRecord;
 use crate::rbac::{DataAction, Scope};
-use crate::store::{InstanceRecord, Store};
+use crate::store::{InstanceRecord, LifecycleState, Store};
 use crate::{Error, Principal};
 
 /// Settings that are not part of the stored instance.
@@ -38,8 +38,11 @@ pub struct Hsm {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) instance: InstanceRecord,
-    pub(crate) keys: DerivedKeys,
-    pub(crate) token_key: TokenSigningKey,
+    pub(crate) keys: RwLock<Arc<DerivedKeys>>,
+    pub(crate) token_key: RwLock<Arc<TokenSigningKey>>,
+    pub(crate) state: RwLock<LifecycleState>,
+    pub(crate) seal: Arc<dyn SealProvider>,
+    pub(crate) sealed_domain_secret: RwLock<Vec<u8>>,
     pub(crate) cache: KeyCache,
     pub(crate) config: HsmConfig,
     pub(crate) key_sets: crate::issuers::KeySetCache,
@@ -61,14 +64,14 @@ impl Hsm {
     pub async fn open_or_create(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        seal: &dyn SealProvider,
+        seal: Arc<dyn SealProvider>,
         config: HsmConfig,
         create: &CreateOptions,
     ) -> Result<(Self, Option<BootstrapCredentials>), Error> {
         let (record, credentials) = match store.instance().await? {
             Some(r) => (r, None),
             None => {
-                let new = instance::new_instance(seal, create, clock.now())?;
+                let new = instance::new_instance(seal.as_ref(), create, clock.now())?;
                 store
                     .create_instance(&new.record, &new.bootstrap, &new.assignments)
                     .await?;
@@ -90,9 +93,12 @@ impl Hsm {
             Self {
                 store,
                 clock,
+                state: RwLock::new(record.state),
+                sealed_domain_secret: RwLock::new(record.sealed_domain_secret.clone()),
                 instance: record,
-                keys,
-                token_key,
+                keys: RwLock::new(Arc::new(keys)),
+                token_key: RwLock::new(Arc::new(token_key)),
+                seal,
                 cache,
                 config,
                 key_sets: crate::issuers::KeySetCache::default(),
@@ -118,8 +124,78 @@ impl Hsm {
         &self.config
     }
 
+    /// The keys derived from the current domain secret.
+    pub(crate) fn derived(&self) -> Arc<DerivedKeys> {
+        match self.keys.read() {
+            Ok(k) => Arc::clone(&k),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The current token-signing key.
+    pub(crate) fn token_key(&self) -> Arc<TokenSigningKey> {
+        match self.token_key.read() {
+            Ok(k) => Arc::clone(&k),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The security-domain lifecycle state.
+    pub fn state(&self) -> LifecycleState {
+        match self.state.read() {
+            Ok(s) => *s,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    pub(crate) fn set_state(&self, state: LifecycleState) {
+        match self.state.write() {
+            Ok(mut s) => *s = state,
+            Err(poisoned) => *poisoned.into_inner() = state,
+        }
+    }
+
+    /// Refuses what the lifecycle state does not allow: before activation only the security-domain download and
+    /// RBAC reads; in recovery mode only the transfer key, the upload and RBAC reads.
+    fn check_state(&self, action: DataAction) -> Result<(), Error> {
+        use DataAction as D;
+        let state = self.state();
+        let allowed = match state {
+            LifecycleState::Active => return Ok(()),
+            LifecycleState::Provisioned => matches!(
+                action,
+                D::SecurityDomainDownload
+                    | D::SecurityDomainDownloadRead
+                    | D::RoleDefinitionsRead
+                    | D::RoleAssignmentsRead
+            ),
+            LifecycleState::Recovery => matches!(
+                action,
+                D::SecurityDomainUpload
+                    | D::SecurityDomainUploadRead
+                    | D::SecurityDomainTransferKeyRead
+                    | D::RoleDefinitionsRead
+                    | D::RoleAssignmentsRead
+            ),
+        };
+        if allowed {
+            Ok(())
+        } else if state == LifecycleState::Recovery {
+            Err(Error::NotActivated(
+                "The HSM is in recovery mode: upload a security domain (POST /securitydomain/upload) to activate it."
+                    .into(),
+            ))
+        } else {
+            Err(Error::NotActivated(
+                "The HSM is not activated: download its security domain (POST /securitydomain/download) to activate it."
+                    .into(),
+            ))
+        }
+    }
+
     /// Decides whether `caller` may perform `action` on `scope` (the rule is in [`crate::rbac`]).
     pub async fn authorize(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<(), Error> {
+        self.check_state(action)?;
         if self.is_granted(caller, action, scope).await? {
             return Ok(());
         }
@@ -207,7 +283,7 @@ impl Hsm {
         let bytes = record_key.to_storage_bytes()?;
         let aad = material_aad(&self.instance.instance_id, &rec.name, &rec.version, rec.key_type);
         Ok(coffer_crypto::seal::seal(
-            &self.keys.material,
+            &self.derived().material,
             &aad,
             bytes.expose_secret(),
         )?)
@@ -219,7 +295,7 @@ impl Hsm {
             return Ok(k);
         }
         let aad = material_aad(&self.instance.instance_id, &rec.name, &rec.version, rec.key_type);
-        let bytes = coffer_crypto::seal::open(&self.keys.material, &aad, &rec.sealed_material)?;
+        let bytes = coffer_crypto::seal::open(&self.derived().material, &aad, &rec.sealed_material)?;
         let curve = match rec.key_type {
             crate::key::KeyType::Ec(c) => Some(c),
             _ => None,

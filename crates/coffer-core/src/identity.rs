@@ -49,7 +49,7 @@ impl Hsm {
 
     /// The public JWK Set of the token service.
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": [self.token_key.public_jwk()] })
+        serde_json::json!({ "keys": [self.token_key().public_jwk()] })
     }
 
     /// Runs the client-credentials grant.
@@ -148,7 +148,7 @@ impl Hsm {
             "groups": groups,
             "ver": "2.0",
         });
-        let access_token = self.token_key.sign(&claims)?;
+        let access_token = self.token_key().sign(&claims)?;
         tracing::info!(client_id, object_id = %principal.object_id, "token issued");
         Ok(IssuedToken {
             access_token,

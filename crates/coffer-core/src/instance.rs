@@ -109,6 +109,13 @@ pub struct CreateOptions {
     pub purge_protection: bool,
     /// Object ids (principals or groups, of any trusted issuer) made Managed HSM Administrators at `/`.
     pub administrators: Vec<String>,
+    /// Create in recovery mode (waiting for a security-domain upload).
+    pub recovery: bool,
+}
+
+/// AAD of the sealed exchange (transfer) key.
+pub fn exchange_key_aad(instance_id: &str) -> Vec<u8> {
+    format!("coffer/exchange-key/v1|{instance_id}").into_bytes()
 }
 
 /// The bootstrap administrator's credentials, returned once at creation.
@@ -209,7 +216,30 @@ pub fn new_instance(seal: &dyn SealProvider, options: &CreateOptions, now: i64) 
         soft_delete_retention_days: options.soft_delete_retention_days,
         purge_protection: options.purge_protection,
         bootstrap_object_id: bootstrap.object_id.clone(),
+        state: if options.recovery {
+            crate::store::LifecycleState::Recovery
+        } else if options.dev {
+            crate::store::LifecycleState::Active
+        } else {
+            crate::store::LifecycleState::Provisioned
+        },
+        sealed_exchange_key: None,
+        exchange_cert: None,
+        activated: None,
     };
+    let mut record = record;
+    if options.recovery {
+        let exchange =
+            coffer_crypto::security_domain::generate_rsa_certified(3072, "Coffer security-domain exchange key")?;
+        record.sealed_exchange_key = Some(seal.seal(
+            &exchange_key_aad(&record.instance_id),
+            exchange.key_pkcs8_der.expose_secret(),
+        )?);
+        record.exchange_cert = Some(exchange.cert_der);
+    }
+    if options.dev {
+        record.activated = Some(now);
+    }
     let mut assignments = Vec::new();
     let mut assign = |principal_id: &str, role: &str| -> Result<(), Error> {
         assignments.push(RoleAssignment {

@@ -20,8 +20,47 @@ pub struct InstanceRecord {
     pub sealed_token_key: Vec<u8>,
     pub soft_delete_retention_days: i64,
     pub purge_protection: bool,
-    /// Object id of the bootstrap administrator (the initial administrator until local RBAC lands).
+    /// Object id of the bootstrap administrator.
     pub bootstrap_object_id: String,
+    /// Security-domain lifecycle state.
+    pub state: LifecycleState,
+    /// Recovery mode: the exchange (transfer) key's PKCS#8, sealed by the seal provider.
+    pub sealed_exchange_key: Option<Vec<u8>>,
+    /// Recovery mode: the exchange key's self-signed certificate (DER).
+    pub exchange_cert: Option<Vec<u8>>,
+    /// When the instance was activated.
+    pub activated: Option<i64>,
+}
+
+/// Where an instance is in the security-domain lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleState {
+    /// Activated: the security domain has been downloaded (or uploaded); everything works.
+    Active,
+    /// Created, waiting for the first security-domain download.
+    Provisioned,
+    /// Created in recovery mode, waiting for a security-domain upload.
+    Recovery,
+}
+
+impl LifecycleState {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Provisioned => "provisioned",
+            Self::Recovery => "recovery",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "provisioned" => Some(Self::Provisioned),
+            "recovery" => Some(Self::Recovery),
+            _ => None,
+        }
+    }
 }
 
 /// A service principal of the built-in token service.
@@ -81,6 +120,19 @@ pub trait Store: Send + Sync + 'static {
         bootstrap: &PrincipalRecord,
         assignments: &[RoleAssignment],
     ) -> Result<(), Error>;
+
+    /// Records a security-domain download; activates a provisioned instance (state, activation time).
+    async fn record_download(&self, now: i64) -> Result<(), Error>;
+    /// Installs a recovered domain secret: the re-sealed domain secret and token key, state active, and the
+    /// exchange key dropped, in one transaction.
+    async fn install_domain_secret(
+        &self,
+        sealed_domain_secret: &[u8],
+        sealed_token_key: &[u8],
+        now: i64,
+    ) -> Result<(), Error>;
+    /// Replaces the sealed domain secret (seal-provider migration).
+    async fn reseal_domain_secret(&self, sealed_domain_secret: &[u8]) -> Result<(), Error>;
 
     /// Writes new versions of a key (one for create/import; all of them for restore), making the last the latest.
     /// Returns the key's stored name (names are case-insensitive; the first spelling is kept).

@@ -20,6 +20,13 @@ pub enum Error {
     /// A JWT failed validation (signature, issuer, audience, time, algorithm).
     #[error("token rejected: {0}")]
     TokenRejected(String),
+    /// A PKCS#11 module, token, login or key problem (the message says which; it never contains the PIN).
+    #[error("PKCS#11: {0}")]
+    Pkcs11(String),
+    /// A security-domain file or restore blob is malformed, does not fit the keys given, or failed authentication
+    /// (the message says which, in words an administrator can act on; it never contains key material).
+    #[error("security domain: {0}")]
+    SecurityDomain(String),
     /// The underlying library reported an unexpected failure (RNG, key generation).
     #[error("cryptographic library failure")]
     Unspecified,

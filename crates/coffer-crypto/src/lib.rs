@@ -10,9 +10,11 @@ pub mod hash;
 pub mod jwt;
 pub mod kdf;
 pub mod keys;
+pub mod pkcs11;
 pub mod random;
 pub mod seal;
 pub mod secret;
+pub mod security_domain;
 pub mod x509;
 
 mod aes;

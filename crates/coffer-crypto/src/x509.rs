@@ -173,14 +173,14 @@ pub fn check_client_certificate(der: &[u8]) -> Result<String, Error> {
     Ok(cert.subject().to_string())
 }
 
-fn common_name_dn(common_name: &str) -> DistinguishedName {
+pub(crate) fn common_name_dn(common_name: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
     dn
 }
 
 /// A random positive 128-bit serial number (RFC 5280: at most 20 octets, positive, unpredictable).
-fn random_serial() -> Result<SerialNumber, Error> {
+pub(crate) fn random_serial() -> Result<SerialNumber, Error> {
     let mut bytes: [u8; 16] = random::array()?;
     // Clear the sign bit and set the next one so the DER INTEGER is positive and exactly 16 octets.
     if let Some(first) = bytes.first_mut() {
@@ -189,7 +189,7 @@ fn random_serial() -> Result<SerialNumber, Error> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-fn set_validity(params: &mut CertificateParams, now: u64, days: i64) -> Result<(), Error> {
+pub(crate) fn set_validity(params: &mut CertificateParams, now: u64, days: i64) -> Result<(), Error> {
     let now = i64::try_from(now).map_err(|_| Error::InvalidParameter("time out of range"))?;
     let now = OffsetDateTime::from_unix_timestamp(now).map_err(|_| Error::InvalidParameter("time out of range"))?;
     params.not_before = now
@@ -201,7 +201,7 @@ fn set_validity(params: &mut CertificateParams, now: u64, days: i64) -> Result<(
     Ok(())
 }
 
-fn unix_now() -> Result<u64, Error> {
+pub(crate) fn unix_now() -> Result<u64, Error> {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -40,6 +40,41 @@ pub struct ServeConfig {
     pub issuers: Vec<IssuerConfig>,
     /// Separation-of-duties check on new role assignments: `off`, `warn` (default) or `deny`.
     pub separation_of_duties: String,
+    /// Create a new instance in recovery mode (waiting for a security-domain upload).
+    pub recovery: bool,
+    /// How the domain secret is sealed at rest (`[seal]` in coffer.toml).
+    pub seal: SealConfig,
+}
+
+/// The seal provider of the domain secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SealConfig {
+    /// `file` (`<data-dir>/seal.key`) or `pkcs11`.
+    pub provider: String,
+    /// PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    pub module: Option<PathBuf>,
+    /// Label of the token holding the seal key.
+    pub token_label: Option<String>,
+    /// Label of the AES-256 seal key inside the token.
+    pub key_label: String,
+    /// Environment variable holding the user PIN.
+    pub pin_env: Option<String>,
+    /// File holding the user PIN (first line).
+    pub pin_file: Option<PathBuf>,
+}
+
+impl Default for SealConfig {
+    fn default() -> Self {
+        Self {
+            provider: "file".into(),
+            module: None,
+            token_label: None,
+            key_label: "coffer-seal".into(),
+            pin_env: None,
+            pin_file: None,
+        }
+    }
 }
 
 /// One trusted external OIDC issuer.
@@ -131,6 +166,8 @@ impl Default for ServeConfig {
             max_body_bytes: 1024 * 1024,
             issuers: Vec::new(),
             separation_of_duties: "warn".into(),
+            recovery: false,
+            seal: SealConfig::default(),
         }
     }
 }
@@ -148,6 +185,21 @@ impl ServeConfig {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             anyhow::bail!("--tls-cert and --tls-key go together");
+        }
+        if self.dev && self.recovery {
+            anyhow::bail!("--dev and --recovery exclude each other");
+        }
+        match self.seal.provider.as_str() {
+            "file" => {}
+            "pkcs11" => {
+                if self.seal.module.is_none() || self.seal.token_label.is_none() {
+                    anyhow::bail!("the pkcs11 seal needs module and token_label");
+                }
+                if self.seal.pin_env.is_none() == self.seal.pin_file.is_none() {
+                    anyhow::bail!("the pkcs11 seal needs exactly one of pin_env and pin_file");
+                }
+            }
+            other => anyhow::bail!("unknown seal provider '{other}' (use file or pkcs11)"),
         }
         if coffer_core::rbac::SeparationOfDuties::parse(&self.separation_of_duties).is_none() {
             anyhow::bail!("separation_of_duties must be off, warn or deny");

@@ -56,6 +56,7 @@ impl From<coffer_core::Error> for ApiError {
             E::DecryptFailed => Self::bad_parameter(E::DecryptFailed.to_string()),
             E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "Forbidden", m),
             E::KeyNotFound(m) => Self::new(StatusCode::NOT_FOUND, "KeyNotFound", m),
+            E::NotActivated(m) => Self::new(StatusCode::CONFLICT, "HsmNotActivated", m),
             E::NotFound { code, message } => Self::new(StatusCode::NOT_FOUND, code, message),
             E::Unauthenticated => Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
             E::InvalidClient(m) => Self::new(StatusCode::UNAUTHORIZED, "invalid_client", m),

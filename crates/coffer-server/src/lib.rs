@@ -8,6 +8,7 @@ pub mod datadir;
 pub mod error;
 pub mod jwks;
 pub mod routes;
+pub mod seal;
 pub mod serve;
 pub mod state;
 pub mod tls;

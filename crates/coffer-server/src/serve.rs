@@ -9,7 +9,7 @@ use anyhow::Context;
 use coffer_core::Hsm;
 use coffer_core::clock::SystemClock;
 use coffer_core::hsm::HsmConfig;
-use coffer_core::instance::{CreateOptions, KeySealProvider};
+use coffer_core::instance::CreateOptions;
 use coffer_store::SqliteStore;
 
 use crate::config::ServeConfig;
@@ -69,8 +69,14 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .to_string();
 
     let store = SqliteStore::open(&dir.database()).await?;
-    let fresh = !dir.seal_key().exists();
-    let seal = KeySealProvider::new(dir.seal_key_material(fresh)?)?;
+    let fresh = coffer_core::store::Store::instance(&store).await?.is_none();
+    if !fresh && config.recovery {
+        tracing::warn!(
+            "--recovery only applies to a new instance: {} already holds one",
+            dir.root.display()
+        );
+    }
+    let seal = crate::seal::provider(&config.seal, &dir, fresh)?;
     let hsm_config = HsmConfig {
         public_url: public_url.clone(),
         resource: resource.clone(),
@@ -90,14 +96,16 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         soft_delete_retention_days: config.soft_delete_retention_days,
         purge_protection: config.purge_protection,
         administrators: config.administrators.clone(),
+        recovery: config.recovery,
     };
     let (mut hsm, credentials) =
-        Hsm::open_or_create(Arc::new(store), Arc::new(SystemClock), &seal, hsm_config, &create).await?;
+        Hsm::open_or_create(Arc::new(store), Arc::new(SystemClock), seal, hsm_config, &create).await?;
     hsm.set_key_set_fetcher(Arc::new(crate::jwks::HttpsKeySetFetcher::default()));
 
     let (cert_pem, key_pem) = crate::tls::certificate(&config, &dir)?;
     let tls = crate::tls::server_config(&cert_pem, &key_pem)?;
 
+    let created = credentials.is_some();
     if let Some(c) = credentials {
         let ca_cert = if config.tls_cert.is_some() {
             None
@@ -118,8 +126,34 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         write_private(&dir.admin_credentials(), &text)?;
         tracing::info!(path = %dir.admin_credentials().display(), "wrote bootstrap administrator credentials");
     }
+    if created && config.dev {
+        let (file, officers) = hsm.dev_security_domain().await?;
+        let sd_dir = dir.root.join("dev-security-domain");
+        std::fs::create_dir_all(&sd_dir)?;
+        write_private(&sd_dir.join("security-domain.json"), file.as_bytes())?;
+        for (i, o) in officers.iter().enumerate() {
+            let n = i + 1;
+            write_private(&sd_dir.join(format!("officer{n}.pem")), o.key_pem().expose_secret())?;
+            crate::datadir::write_public(&sd_dir.join(format!("officer{n}.cer")), o.cert_pem().as_bytes())?;
+        }
+        tracing::warn!(
+            dir = %sd_dir.display(),
+            "DEVELOPMENT INSTANCE: activated with a generated security domain whose three wrapping keys (quorum 2) \
+             are stored next to it in the data directory. Anyone who reads that directory can recover every key. \
+             Never use --dev for real keys."
+        );
+    }
     if hsm.instance().dev {
-        tracing::warn!("this is a development instance (--dev)");
+        tracing::warn!("this is a development instance (--dev): its security-domain keys are in the data directory");
+    }
+    match hsm.state() {
+        coffer_core::store::LifecycleState::Provisioned => tracing::warn!(
+            "the HSM is not activated: an Administrator must download its security domain (coffer sd download)"
+        ),
+        coffer_core::store::LifecycleState::Recovery => {
+            tracing::warn!("the HSM is in recovery mode: upload a security domain restore blob (coffer sd upload)")
+        }
+        coffer_core::store::LifecycleState::Active => {}
     }
 
     let state = Arc::new(AppState {

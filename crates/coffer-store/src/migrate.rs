@@ -6,6 +6,7 @@ const SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../migrations/sqlite/0002_rbac_identities.sql")),
     (3, include_str!("../migrations/sqlite/0003_jit_conditional_access.sql")),
+    (4, include_str!("../migrations/sqlite/0004_security_domain.sql")),
 ];
 
 pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<(), sqlx::Error> {

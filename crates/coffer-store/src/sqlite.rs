@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use coffer_core::Error;
 use coffer_core::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
 use coffer_core::rbac::{Activation, EligibleAssignment, Network, RoleAssignment, RoleDefinition};
-use coffer_core::store::{ClientSecretRecord, GroupRecord, InstanceRecord, NewVersionMode, PrincipalRecord, Store};
+use coffer_core::store::{
+    ClientSecretRecord, GroupRecord, InstanceRecord, LifecycleState, NewVersionMode, PrincipalRecord, Store,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -108,6 +110,10 @@ impl Store for SqliteStore {
             soft_delete_retention_days: i("soft_delete_retention_days")?,
             purge_protection: i("purge_protection")? != 0,
             bootstrap_object_id: s("bootstrap_object_id")?,
+            state: LifecycleState::parse(&s("state")?).ok_or_else(|| Error::Corrupt("instance state".into()))?,
+            sealed_exchange_key: r.try_get("sealed_exchange_key").map_err(storage)?,
+            exchange_cert: r.try_get("exchange_cert").map_err(storage)?,
+            activated: r.try_get("activated").map_err(storage)?,
         }))
     }
 
@@ -120,8 +126,9 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(storage)?;
         sqlx::query(
             "INSERT INTO instance (id, instance_id, instance_name, tenant_id, created, dev, sealed_domain_secret, \
-             sealed_token_key, soft_delete_retention_days, purge_protection, bootstrap_object_id) \
-             VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             sealed_token_key, soft_delete_retention_days, purge_protection, bootstrap_object_id, state, \
+             sealed_exchange_key, exchange_cert, activated) \
+             VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&ins.instance_id)
         .bind(&ins.instance_name)
@@ -133,6 +140,10 @@ impl Store for SqliteStore {
         .bind(ins.soft_delete_retention_days)
         .bind(i64::from(ins.purge_protection))
         .bind(&ins.bootstrap_object_id)
+        .bind(ins.state.name())
+        .bind(&ins.sealed_exchange_key)
+        .bind(&ins.exchange_cert)
+        .bind(ins.activated)
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
@@ -141,6 +152,45 @@ impl Store for SqliteStore {
             ids::insert_assignment(&mut tx, a).await?;
         }
         tx.commit().await.map_err(storage)
+    }
+
+    async fn record_download(&self, now: i64) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE instance SET sd_downloads = sd_downloads + 1, \
+             activated = COALESCE(activated, $1), state = CASE WHEN state = 'provisioned' THEN 'active' ELSE state END \
+             WHERE id = 1",
+        )
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn install_domain_secret(&self, sealed_ds: &[u8], sealed_token_key: &[u8], now: i64) -> Result<(), Error> {
+        let done = sqlx::query(
+            "UPDATE instance SET sealed_domain_secret = $1, sealed_token_key = $2, state = 'active', activated = $3, \
+             sealed_exchange_key = NULL WHERE id = 1 AND state = 'recovery'",
+        )
+        .bind(sealed_ds)
+        .bind(sealed_token_key)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(storage)?;
+        if done.rows_affected() != 1 {
+            return Err(Error::Conflict("The HSM is not in recovery mode.".into()));
+        }
+        Ok(())
+    }
+
+    async fn reseal_domain_secret(&self, sealed_ds: &[u8]) -> Result<(), Error> {
+        sqlx::query("UPDATE instance SET sealed_domain_secret = $1 WHERE id = 1")
+            .bind(sealed_ds)
+            .execute(&self.writer)
+            .await
+            .map_err(storage)?;
+        Ok(())
     }
 
     async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error> {

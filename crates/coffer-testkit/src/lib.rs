@@ -44,6 +44,8 @@ pub struct TestServerBuilder {
     data_dir: Option<PathBuf>,
     bare: bool,
     sod: Option<String>,
+    provisioned: bool,
+    recovery: bool,
     issuers: Vec<coffer_server::config::IssuerConfig>,
 }
 
@@ -61,6 +63,18 @@ impl TestServerBuilder {
     /// Do not give the bootstrap principal the crypto roles (it keeps only Administrator and Identity
     /// Administrator at `/`, as a new instance has).
     pub fn bare(mut self) -> Self {
+        self.bare = true;
+        self
+    }
+    /// Create the instance without `--dev`: provisioned, not activated (implies `bare`).
+    pub fn provisioned(mut self) -> Self {
+        self.provisioned = true;
+        self.bare = true;
+        self
+    }
+    /// Create the instance in recovery mode (implies `bare`).
+    pub fn recovery(mut self) -> Self {
+        self.recovery = true;
         self.bare = true;
         self
     }
@@ -86,7 +100,8 @@ impl TestServerBuilder {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse()?,
             data_dir: dir.clone(),
-            dev: true,
+            dev: !self.provisioned && !self.recovery,
+            recovery: self.recovery,
             soft_delete_retention_days: self.retention_days.unwrap_or(90),
             purge_protection: self.purge_protection,
             issuers: self.issuers.clone(),
@@ -154,6 +169,11 @@ impl TestServer {
     /// The JWKS URL of this instance's token service.
     pub fn jwks_url(&self) -> String {
         format!("{}/{}/discovery/v2.0/keys", self.url(), self.cred("tenant_id"))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.running.as_ref().map(|r| r.data_dir.clone()).unwrap_or_default()
     }
 
     /// Path of the CA certificate that signed the server certificate.

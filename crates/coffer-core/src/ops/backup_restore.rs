@@ -90,7 +90,7 @@ impl Hsm {
             versions,
         };
         let json = Zeroizing::new(serde_json::to_vec(&blob).map_err(|e| Error::Corrupt(e.to_string()))?);
-        let sealed = coffer_crypto::seal::seal(&self.keys.backup, AAD, &json)?;
+        let sealed = coffer_crypto::seal::seal(&self.derived().backup, AAD, &json)?;
         let mut out = MAGIC.to_vec();
         out.extend_from_slice(&sealed);
         tracing::info!(key = %key_name, versions = records.len(), "key backed up");
@@ -102,7 +102,7 @@ impl Hsm {
         // The blob names the key only inside the sealed part; authorize on /keys first, then on the key itself.
         self.authorize(caller, DataAction::KeysRestore, &Scope::Keys).await?;
         let sealed = blob.strip_prefix(MAGIC).ok_or_else(invalid_blob)?;
-        let json = coffer_crypto::seal::open(&self.keys.backup, AAD, sealed).map_err(|_| invalid_blob())?;
+        let json = coffer_crypto::seal::open(&self.derived().backup, AAD, sealed).map_err(|_| invalid_blob())?;
         let parsed: Blob = serde_json::from_slice(json.expose_secret()).map_err(|_| invalid_blob())?;
         let name = KeyName::parse(&parsed.name).map_err(|_| invalid_blob())?;
         self.authorize(caller, DataAction::KeysRestore, &Scope::Key(name.to_string()))

@@ -11,6 +11,7 @@ pub mod random;
 pub mod read;
 pub mod role_assignments;
 pub mod role_definitions;
+pub mod security_domain;
 pub mod update;
 
 use std::collections::BTreeMap;

@@ -24,6 +24,7 @@ mod admin;
 mod crypto;
 mod keys;
 mod rbac;
+mod security_domain;
 mod token;
 
 /// api-versions the data plane accepts.
@@ -199,8 +200,11 @@ async fn handle(app: &AppState, req: Request) -> Response {
     };
     principal.client_ip = client_ip;
     let query = Query::parse(parts.uri.query());
+    // Long-running-operation status URLs are polled verbatim, without api-version.
+    let is_status_poll = parts.method == Method::GET && path.trim_end_matches('/').ends_with("/pending");
     let api_version = match query.get("api-version") {
         Some(v) if API_VERSIONS.contains(&v) => v.to_string(),
+        None if is_status_poll => "2025-07-01".to_string(),
         Some(v) => {
             return ApiError::bad_parameter(format!(
                 "The specified version ({v}) is not recognized. Consider using the latest supported version (2025-07-01)."
@@ -270,6 +274,7 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
         }
         ["rng"] if m == Method::POST => crypto::random(ctx).await,
         ["coffer", "v1", rest @ ..] => admin::handle(ctx, rest).await,
+        ["securitydomain", rest @ ..] => security_domain::handle(ctx, rest).await,
         _ => Err(ApiError::not_found_route()),
     }
 }

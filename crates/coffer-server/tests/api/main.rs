@@ -11,3 +11,4 @@ mod issuers;
 mod keys;
 mod rbac_matrix;
 mod restart;
+mod security_domain;
