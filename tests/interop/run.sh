@@ -28,7 +28,8 @@ if ! "$PY" -c 'import cryptography' 2>/dev/null; then
 fi
 
 cargo build --quiet -p coffer-crypto --example sd_fixture
-fixture() { cargo run --quiet -p coffer-crypto --example sd_fixture -- "$@"; }
+FIXTURE="${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/sd_fixture"
+fixture() { "$FIXTURE" "$@"; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-sd-interop.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT

@@ -43,6 +43,7 @@ pub struct Hsm {
     pub(crate) state: RwLock<LifecycleState>,
     pub(crate) seal: Arc<dyn SealProvider>,
     pub(crate) sealed_domain_secret: RwLock<Vec<u8>>,
+    pub(crate) purge_protection: std::sync::atomic::AtomicBool,
     pub(crate) cache: KeyCache,
     pub(crate) config: HsmConfig,
     pub(crate) key_sets: crate::issuers::KeySetCache,
@@ -95,6 +96,7 @@ impl Hsm {
                 clock,
                 state: RwLock::new(record.state),
                 sealed_domain_secret: RwLock::new(record.sealed_domain_secret.clone()),
+                purge_protection: std::sync::atomic::AtomicBool::new(record.purge_protection),
                 instance: record,
                 keys: RwLock::new(Arc::new(keys)),
                 token_key: RwLock::new(Arc::new(token_key)),
@@ -310,6 +312,11 @@ impl Hsm {
         Ok(key)
     }
 
+    /// Whether purge protection is on.
+    pub fn purge_protection(&self) -> bool {
+        self.purge_protection.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Soft-delete retention in days.
     pub fn retention_days(&self) -> i64 {
         self.instance.soft_delete_retention_days
@@ -318,7 +325,7 @@ impl Hsm {
     /// The `recoveryLevel` keys report.
     pub fn recovery_level(&self) -> &'static str {
         let customized = self.instance.soft_delete_retention_days < 90;
-        match (customized, self.instance.purge_protection) {
+        match (customized, self.purge_protection()) {
             (false, false) => "Recoverable+Purgeable",
             (false, true) => "Recoverable",
             (true, false) => "CustomizedRecoverable+Purgeable",

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod clock;
+pub mod duration;
 pub mod error;
 pub mod hsm;
 pub mod identity;

@@ -134,6 +134,23 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces the sealed domain secret (seal-provider migration).
     async fn reseal_domain_secret(&self, sealed_domain_secret: &[u8]) -> Result<(), Error>;
 
+    /// The rotation policy of a key (JSON text, created, updated), if one was set.
+    async fn rotation_policy(&self, name: &KeyName) -> Result<Option<(String, i64, i64)>, Error>;
+    /// Writes a key's rotation policy (the key must be live; returns false otherwise).
+    async fn put_rotation_policy(&self, name: &KeyName, policy: &str, now: i64) -> Result<bool, Error>;
+    /// Names of live keys that have a rotation policy, with the policy JSON.
+    async fn rotation_policies(&self) -> Result<Vec<(KeyName, String)>, Error>;
+    /// Names of soft-deleted keys whose scheduled purge date is at or before `now`.
+    async fn purge_due(&self, now: i64) -> Result<Vec<KeyName>, Error>;
+    /// Number of versions of a key.
+    async fn version_count(&self, name: &KeyName) -> Result<i64, Error>;
+    /// All settings (name, value).
+    async fn settings(&self) -> Result<Vec<(String, String)>, Error>;
+    /// Writes a setting.
+    async fn put_setting(&self, name: &str, value: &str, now: i64) -> Result<(), Error>;
+    /// Switches purge protection on for the instance (never off).
+    async fn enable_purge_protection(&self) -> Result<(), Error>;
+
     /// Writes new versions of a key (one for create/import; all of them for restore), making the last the latest.
     /// Returns the key's stored name (names are case-insensitive; the first spelling is kept).
     async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error>;

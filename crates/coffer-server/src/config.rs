@@ -44,6 +44,8 @@ pub struct ServeConfig {
     pub recovery: bool,
     /// How the domain secret is sealed at rest (`[seal]` in coffer.toml).
     pub seal: SealConfig,
+    /// Seconds between runs of the background jobs (purge of expired deleted keys, scheduled rotation).
+    pub jobs_interval_secs: u64,
 }
 
 /// The seal provider of the domain secret.
@@ -168,6 +170,7 @@ impl Default for ServeConfig {
             separation_of_duties: "warn".into(),
             recovery: false,
             seal: SealConfig::default(),
+            jobs_interval_secs: 60,
         }
     }
 }

@@ -27,11 +27,13 @@ pub struct Running {
     pub data_dir: PathBuf,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    jobs: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish (up to 10 s), and waits for the server task.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.jobs.abort();
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         self.task.await.context("server task")?.context("server")?;
         Ok(())
@@ -156,8 +158,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         coffer_core::store::LifecycleState::Active => {}
     }
 
+    let hsm = Arc::new(hsm);
+    let hsm_for_jobs = Arc::clone(&hsm);
     let state = Arc::new(AppState {
-        hsm: Arc::new(hsm),
+        hsm,
         public_url: public_url.clone(),
         resource,
         max_body_bytes: config.max_body_bytes,
@@ -167,6 +171,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?
         .handle(handle.clone());
     let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+    let jobs = tokio::spawn(run_jobs(Arc::clone(&hsm_for_jobs), config.jobs_interval_secs));
     tracing::info!(url = %public_url, %addr, "coffer is listening");
     Ok(Running {
         url: public_url,
@@ -174,7 +179,28 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         data_dir: dir.root,
         handle,
         task,
+        jobs,
     })
+}
+
+/// The background jobs (purge of expired deleted keys, scheduled rotation), every `interval` seconds.
+async fn run_jobs(hsm: Arc<Hsm>, interval: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(interval.max(1)));
+    loop {
+        tick.tick().await;
+        match hsm.run_jobs().await {
+            Ok(r) if !r.purged.is_empty() || !r.rotated.is_empty() || !r.failed.is_empty() => {
+                tracing::info!(
+                    purged = r.purged.len(),
+                    rotated = r.rotated.len(),
+                    failed = r.failed.len(),
+                    "jobs ran"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "background jobs failed"),
+        }
+    }
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.

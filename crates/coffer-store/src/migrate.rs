@@ -7,6 +7,7 @@ const SQLITE: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_rbac_identities.sql")),
     (3, include_str!("../migrations/sqlite/0003_jit_conditional_access.sql")),
     (4, include_str!("../migrations/sqlite/0004_security_domain.sql")),
+    (5, include_str!("../migrations/sqlite/0005_rotation_settings.sql")),
 ];
 
 pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<(), sqlx::Error> {

@@ -154,6 +154,122 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(storage)
     }
 
+    async fn rotation_policy(&self, name: &KeyName) -> Result<Option<(String, i64, i64)>, Error> {
+        let row = sqlx::query("SELECT policy, created, updated FROM rotation_policies WHERE name_key = $1")
+            .bind(key_of(name))
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(storage)?;
+        row.map(|r| {
+            Ok((
+                r.try_get("policy").map_err(storage)?,
+                r.try_get("created").map_err(storage)?,
+                r.try_get("updated").map_err(storage)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn put_rotation_policy(&self, name: &KeyName, policy: &str, now: i64) -> Result<bool, Error> {
+        let nk = key_of(name);
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        if !exists(
+            &mut tx,
+            "SELECT 1 AS one FROM keys WHERE name_key = $1 AND deleted_date IS NULL",
+            &nk,
+        )
+        .await?
+        {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO rotation_policies (name_key, policy, created, updated) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (name_key) DO UPDATE SET policy = excluded.policy, updated = excluded.updated",
+        )
+        .bind(&nk)
+        .bind(policy)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(true)
+    }
+
+    async fn rotation_policies(&self) -> Result<Vec<(KeyName, String)>, Error> {
+        let rows = sqlx::query(
+            "SELECT k.name AS name, p.policy AS policy FROM rotation_policies p JOIN keys k ON k.name_key = p.name_key \
+             WHERE k.deleted_date IS NULL ORDER BY k.name_key",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(storage)?;
+        rows.iter()
+            .map(|r| {
+                let n: String = r.try_get("name").map_err(storage)?;
+                Ok((KeyName::parse(&n)?, r.try_get("policy").map_err(storage)?))
+            })
+            .collect()
+    }
+
+    async fn purge_due(&self, now: i64) -> Result<Vec<KeyName>, Error> {
+        let rows = sqlx::query("SELECT name FROM keys WHERE deleted_date IS NOT NULL AND scheduled_purge_date <= $1")
+            .bind(now)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(storage)?;
+        rows.iter()
+            .map(|r| KeyName::parse(&r.try_get::<String, _>("name").map_err(storage)?))
+            .collect()
+    }
+
+    async fn version_count(&self, name: &KeyName) -> Result<i64, Error> {
+        sqlx::query("SELECT COUNT(*) AS n FROM key_versions WHERE name_key = $1")
+            .bind(key_of(name))
+            .fetch_one(&self.reader)
+            .await
+            .map_err(storage)?
+            .try_get("n")
+            .map_err(storage)
+    }
+
+    async fn settings(&self) -> Result<Vec<(String, String)>, Error> {
+        let rows = sqlx::query("SELECT name, value FROM settings ORDER BY name")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(storage)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("name").map_err(storage)?,
+                    r.try_get("value").map_err(storage)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn put_setting(&self, name: &str, value: &str, now: i64) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO settings (name, value, updated) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn enable_purge_protection(&self) -> Result<(), Error> {
+        sqlx::query("UPDATE instance SET purge_protection = 1 WHERE id = 1")
+            .execute(&self.writer)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
     async fn record_download(&self, now: i64) -> Result<(), Error> {
         sqlx::query(
             "UPDATE instance SET sd_downloads = sd_downloads + 1, \
@@ -459,6 +575,11 @@ impl Store for SqliteStore {
             return Ok(false);
         }
         sqlx::query("DELETE FROM key_versions WHERE name_key = $1")
+            .bind(&nk)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        sqlx::query("DELETE FROM rotation_policies WHERE name_key = $1")
             .bind(&nk)
             .execute(&mut *tx)
             .await

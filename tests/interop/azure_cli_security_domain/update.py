@@ -83,12 +83,12 @@ def main():
     lines = source.splitlines(keepends=True)
     tree = ast.parse(source)
     defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    imports = [l for l in lines[:60] if l.startswith(IMPORT_PREFIXES)]
-    # Multi-line imports ("... import a, \" + continuation) are kept whole.
+    # The wanted import lines of the file header; a multi-line import ("... import a, \" + continuation) is kept
+    # whole.
     out_imports = []
-    for i, l in enumerate(lines[:60]):
-        if l in imports:
-            out_imports.append(l)
+    for i, line in enumerate(lines[:60]):
+        if line.startswith(IMPORT_PREFIXES):
+            out_imports.append(line)
             j = i
             while lines[j].rstrip().endswith("\\"):
                 j += 1

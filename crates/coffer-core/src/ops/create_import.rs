@@ -140,7 +140,7 @@ impl Hsm {
         self.store_new_version(name, key_type, key, req.properties).await
     }
 
-    async fn store_new_version(
+    pub(crate) async fn store_new_version(
         &self,
         name: KeyName,
         key_type: KeyType,

@@ -80,7 +80,7 @@ impl Hsm {
         let key_name = KeyName::parse(name).map_err(|_| deleted_not_found(name))?;
         self.authorize(caller, DataAction::KeysDeletedDelete, &Scope::Key(key_name.to_string()))
             .await?;
-        if self.instance.purge_protection {
+        if self.purge_protection() {
             return Err(Error::Forbidden(format!(
                 "Operation 'purge' is not allowed on key '{name}' because purge protection is enabled for this HSM."
             )));

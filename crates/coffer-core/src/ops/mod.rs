@@ -7,11 +7,14 @@ pub mod crypto;
 pub mod delete_recover_purge;
 pub mod identities;
 pub mod jit;
+pub mod jobs;
 pub mod random;
 pub mod read;
 pub mod role_assignments;
 pub mod role_definitions;
+pub mod rotation;
 pub mod security_domain;
+pub mod settings;
 pub mod update;
 
 use std::collections::BTreeMap;

@@ -13,8 +13,9 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeySize, PublicEncryptingKey};
-use aws_lc_rs::signature::{KeyPair as _, RsaKeyPair};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::general_purpose::STANDARD;
@@ -148,8 +149,9 @@ pub fn generate_rsa_certified_at(bits: u32, common_name: &str, now: u64) -> Resu
     let pkcs8: Pkcs8V1Der<'static> = pair.as_der().map_err(|_| Error::Unspecified)?;
     let key_pkcs8_der = SecretBytes::new(pkcs8.as_ref().to_vec());
     drop(pkcs8);
-    // rcgen with the aws-lc-rs backend recognises an RSA PKCS#8 key and signs with RSA PKCS#1 v1.5 SHA-256.
-    let signer = rcgen::KeyPair::try_from(key_pkcs8_der.expose_secret()).map_err(|_| Error::Unspecified)?;
+    // rcgen signs through the `SigningKey` trait with the aws-lc-rs key itself, so that no copy of the private key
+    // is left in rcgen's (non-zeroizing) `KeyPair`.
+    let signer = RsaCertSigner(pair);
     let mut params = CertificateParams::default();
     params.distinguished_name = x509::common_name_dn(common_name);
     params.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
@@ -160,6 +162,30 @@ pub fn generate_rsa_certified_at(bits: u32, common_name: &str, now: u64) -> Resu
         key_pkcs8_der,
         cert_der: cert.der().to_vec(),
     })
+}
+
+/// Signs a certificate with RSA PKCS#1 v1.5 SHA-256 for rcgen.
+struct RsaCertSigner(RsaKeyPair);
+
+impl rcgen::PublicKeyData for RsaCertSigner {
+    /// PKCS#1 `RSAPublicKey` DER (rcgen wraps it into the SubjectPublicKeyInfo).
+    fn der_bytes(&self) -> &[u8] {
+        self.0.public_key().as_ref()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+impl rcgen::SigningKey for RsaCertSigner {
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        let mut signature = vec![0u8; self.0.public_modulus_len()];
+        self.0
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), msg, &mut signature)
+            .map_err(|_| rcgen::Error::RingUnspecified)?;
+        Ok(signature)
+    }
 }
 
 /// base64url (unpadded) SHA-256 of a certificate DER: the `x5t_256` / `x5t#S256` value.

@@ -306,11 +306,14 @@ fn flip_char(s: &str, index: usize) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// A named change to a restore blob.
+type Edit = (&'static str, Box<dyn Fn(&mut Value)>);
+
 #[test]
 fn tampered_restore_blobs_fail() {
     let exchange = &keys().exchange;
     assert_items(&open_restore_blob(&blob_value().to_string(), exchange).unwrap());
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    let edits: Vec<Edit> = vec![
         (
             "item ciphertext",
             Box::new(|v| {

@@ -24,6 +24,7 @@ mod admin;
 mod crypto;
 mod keys;
 mod rbac;
+mod rotation;
 mod security_domain;
 mod token;
 
@@ -248,6 +249,16 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
             Method::PATCH => keys::update(ctx, name, None).await,
             _ => Err(ApiError::method_not_allowed()),
         },
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("rotationpolicy") => match *m {
+            Method::GET => rotation::get_policy(ctx, name).await,
+            Method::PUT => rotation::put_policy(ctx, name).await,
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("rotate") && m == Method::POST => {
+            rotation::rotate(ctx, name).await
+        }
+        ["settings"] | ["settings", ""] => rotation::settings(ctx, None).await,
+        ["settings", n] => rotation::settings(ctx, Some(n)).await,
         ["keys", name, verb] if verb.eq_ignore_ascii_case("create") && m == Method::POST => {
             keys::create(ctx, name).await
         }

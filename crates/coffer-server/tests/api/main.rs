@@ -11,4 +11,5 @@ mod issuers;
 mod keys;
 mod rbac_matrix;
 mod restart;
+mod rotation;
 mod security_domain;
