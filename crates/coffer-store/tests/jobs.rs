@@ -1,4 +1,5 @@
 //! Background jobs against real SQLite with an injected clock (no sleeps): deleted keys are purged when their
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions may panic")]
 //! retention ends, even under purge protection; keys rotate when their policy says so, and only then.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
