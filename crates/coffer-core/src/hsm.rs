@@ -44,6 +44,10 @@ pub struct Hsm {
     pub(crate) seal: Arc<dyn SealProvider>,
     pub(crate) sealed_domain_secret: RwLock<Vec<u8>>,
     pub(crate) purge_protection: std::sync::atomic::AtomicBool,
+    pub(crate) backup_storage: Option<Arc<dyn crate::backup_storage::BackupStorage>>,
+    pub(crate) jobs: std::sync::Mutex<std::collections::HashMap<String, crate::ops::full_backup::JobStatus>>,
+    pub(crate) job_running: std::sync::atomic::AtomicBool,
+    pub(crate) restoring: std::sync::atomic::AtomicBool,
     pub(crate) cache: KeyCache,
     pub(crate) config: HsmConfig,
     pub(crate) key_sets: crate::issuers::KeySetCache,
@@ -97,6 +101,10 @@ impl Hsm {
                 state: RwLock::new(record.state),
                 sealed_domain_secret: RwLock::new(record.sealed_domain_secret.clone()),
                 purge_protection: std::sync::atomic::AtomicBool::new(record.purge_protection),
+                backup_storage: None,
+                jobs: std::sync::Mutex::default(),
+                job_running: std::sync::atomic::AtomicBool::new(false),
+                restoring: std::sync::atomic::AtomicBool::new(false),
                 instance: record,
                 keys: RwLock::new(Arc::new(keys)),
                 token_key: RwLock::new(Arc::new(token_key)),
@@ -161,6 +169,13 @@ impl Hsm {
     /// RBAC reads; in recovery mode only the transfer key, the upload and RBAC reads.
     fn check_state(&self, action: DataAction) -> Result<(), Error> {
         use DataAction as D;
+        if self.restoring.load(std::sync::atomic::Ordering::SeqCst)
+            && !matches!(action, D::RestoreStatus | D::BackupStatus)
+        {
+            return Err(Error::NotActivated(
+                "A full restore is running; try again when it ends.".into(),
+            ));
+        }
         let state = self.state();
         let allowed = match state {
             LifecycleState::Active => return Ok(()),
@@ -273,6 +288,11 @@ impl Hsm {
     /// Issuers whose tokens this instance accepts.
     pub fn is_trusted_issuer(&self, issuer: &str) -> bool {
         issuer == self.issuer() || self.config.external_issuers.iter().any(|i| i.issuer == issuer)
+    }
+
+    /// Sets where full backups are written and read.
+    pub fn set_backup_storage(&mut self, storage: Arc<dyn crate::backup_storage::BackupStorage>) {
+        self.backup_storage = Some(storage);
     }
 
     /// Sets how external issuers' JWK Sets are fetched.

@@ -56,6 +56,7 @@ impl SealProvider for KeySealProvider {
 pub struct DerivedKeys {
     pub(crate) material: SecretBytes,
     pub(crate) backup: SecretBytes,
+    pub(crate) full_backup: SecretBytes,
     pub(crate) token: SecretBytes,
 }
 
@@ -72,6 +73,7 @@ impl DerivedKeys {
         Ok(Self {
             material: d(b"coffer/key-material/v1")?,
             backup: d(b"coffer/key-backup/v1")?,
+            full_backup: d(b"coffer/full-backup/v1")?,
             token: d(b"coffer/token-signing/v1")?,
         })
     }

@@ -98,6 +98,25 @@ pub struct GroupRecord {
     pub members: Vec<String>,
 }
 
+/// One key in a full backup.
+#[derive(Debug, Clone)]
+pub struct KeyDump {
+    pub versions: Vec<KeyVersionRecord>,
+    pub deletion: Option<Deletion>,
+    pub rotation_policy: Option<(String, i64, i64)>,
+}
+
+/// Everything a full restore writes.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreSet {
+    pub keys: Vec<KeyDump>,
+    pub custom_roles: Vec<RoleDefinition>,
+    pub assignments: Vec<RoleAssignment>,
+    pub principals: Vec<PrincipalRecord>,
+    pub groups: Vec<GroupRecord>,
+    pub settings: Vec<(String, String)>,
+}
+
 /// How a new key version is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NewVersionMode {
@@ -150,6 +169,14 @@ pub trait Store: Send + Sync + 'static {
     async fn put_setting(&self, name: &str, value: &str, now: i64) -> Result<(), Error>;
     /// Switches purge protection on for the instance (never off).
     async fn enable_purge_protection(&self) -> Result<(), Error>;
+
+    /// Every key (live or soft-deleted) with all its versions (oldest first), deletion state and rotation policy
+    /// (JSON, created, updated): the content of a full backup.
+    async fn dump_keys(&self) -> Result<Vec<KeyDump>, Error>;
+    /// Full restore, in one transaction: replaces every key (versions, deletion state, rotation policies) and every
+    /// custom role with the given ones, upserts the settings, and adds the principals, groups and role assignments
+    /// that do not exist yet (existing ones are kept, so the restoring administrator keeps access).
+    async fn restore_full(&self, state: &RestoreSet) -> Result<(), Error>;
 
     /// Writes new versions of a key (one for create/import; all of them for restore), making the last the latest.
     /// Returns the key's stored name (names are case-insensitive; the first spelling is kept).

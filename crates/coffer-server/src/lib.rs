@@ -2,6 +2,7 @@
 //! else is looked at), calls `coffer_core::Hsm`, and maps results and errors to the Azure wire format. It never
 //! reaches storage except through core.
 
+pub mod backup_storage;
 pub mod config;
 pub mod convert;
 pub mod datadir;

@@ -103,6 +103,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let (mut hsm, credentials) =
         Hsm::open_or_create(Arc::new(store), Arc::new(SystemClock), seal, hsm_config, &create).await?;
     hsm.set_key_set_fetcher(Arc::new(crate::jwks::HttpsKeySetFetcher::default()));
+    hsm.set_backup_storage(Arc::new(crate::backup_storage::BlobBackupStorage::new()?));
 
     let (cert_pem, key_pem) = crate::tls::certificate(&config, &dir)?;
     let tls = crate::tls::server_config(&cert_pem, &key_pem)?;

@@ -9,7 +9,8 @@ use coffer_core::Error;
 use coffer_core::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
 use coffer_core::rbac::{Activation, EligibleAssignment, Network, RoleAssignment, RoleDefinition};
 use coffer_core::store::{
-    ClientSecretRecord, GroupRecord, InstanceRecord, LifecycleState, NewVersionMode, PrincipalRecord, Store,
+    ClientSecretRecord, GroupRecord, InstanceRecord, KeyDump, LifecycleState, NewVersionMode, PrincipalRecord,
+    RestoreSet, Store,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -270,6 +271,186 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn dump_keys(&self) -> Result<Vec<KeyDump>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        // One read transaction: a consistent snapshot while the data plane keeps serving.
+        sqlx::query("BEGIN").execute(&mut *conn).await.map_err(storage)?;
+        let result = async {
+            let sql = format!("{VERSION_SELECT} ORDER BY k.name_key, v.seq");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(storage)?;
+            let policies = sqlx::query("SELECT name_key, policy, created, updated FROM rotation_policies")
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(storage)?;
+            let mut out: Vec<KeyDump> = Vec::new();
+            for row in &rows {
+                let rec = version_from_row(row)?;
+                let deletion = deletion_of(row)?;
+                let same = out
+                    .last()
+                    .and_then(|d| d.versions.first())
+                    .is_some_and(|f| f.name.as_str().eq_ignore_ascii_case(rec.name.as_str()));
+                if same {
+                    if let Some(d) = out.last_mut() {
+                        d.versions.push(rec);
+                    }
+                } else {
+                    let nk = key_of(&rec.name);
+                    let policy = policies
+                        .iter()
+                        .find(|p| p.try_get::<String, _>("name_key").is_ok_and(|n| n == nk))
+                        .map(|p| -> Result<(String, i64, i64), Error> {
+                            Ok((
+                                p.try_get("policy").map_err(storage)?,
+                                p.try_get("created").map_err(storage)?,
+                                p.try_get("updated").map_err(storage)?,
+                            ))
+                        })
+                        .transpose()?;
+                    out.push(KeyDump {
+                        versions: vec![rec],
+                        deletion,
+                        rotation_policy: policy,
+                    });
+                }
+            }
+            Ok(out)
+        }
+        .await;
+        let _ = sqlx::query("COMMIT").execute(&mut *conn).await;
+        result
+    }
+
+    async fn restore_full(&self, set: &RestoreSet) -> Result<(), Error> {
+        let mut tx = self.writer.begin().await.map_err(storage)?;
+        for sql in [
+            "DELETE FROM rotation_policies",
+            "DELETE FROM key_versions",
+            "DELETE FROM keys",
+            "DELETE FROM role_definitions",
+        ] {
+            sqlx::query(sql).execute(&mut *tx).await.map_err(storage)?;
+        }
+        for k in &set.keys {
+            let Some(first) = k.versions.first() else { continue };
+            let nk = key_of(&first.name);
+            sqlx::query(
+                "INSERT INTO keys (name_key, name, latest_seq, deleted_date, scheduled_purge_date) VALUES ($1, $2, 0, $3, $4)",
+            )
+            .bind(&nk)
+            .bind(first.name.as_str())
+            .bind(k.deletion.map(|d| d.deleted_date))
+            .bind(k.deletion.map(|d| d.scheduled_purge_date))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            let mut last = 0i64;
+            for rec in &k.versions {
+                last = insert_version_row(&mut tx, &nk, rec).await?;
+            }
+            sqlx::query("UPDATE keys SET latest_seq = $1 WHERE name_key = $2")
+                .bind(last)
+                .bind(&nk)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            if let Some((policy, created, updated)) = &k.rotation_policy {
+                sqlx::query(
+                    "INSERT INTO rotation_policies (name_key, policy, created, updated) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&nk)
+                .bind(policy)
+                .bind(created)
+                .bind(updated)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            }
+        }
+        for role in &set.custom_roles {
+            sqlx::query(
+                "INSERT INTO role_definitions (id, role_name, description, permissions, assignable_scopes, created, \
+                 updated) VALUES ($1, $2, $3, $4, $5, 0, 0)",
+            )
+            .bind(&role.id)
+            .bind(&role.role_name)
+            .bind(&role.description)
+            .bind(ids::permissions_json(&role.permissions)?)
+            .bind(serde_json::to_string(&role.assignable_scopes).map_err(|e| Error::Corrupt(e.to_string()))?)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        for p in &set.principals {
+            if !exists(
+                &mut tx,
+                "SELECT 1 AS one FROM principals WHERE object_id = $1",
+                &p.object_id,
+            )
+            .await?
+                && !exists(
+                    &mut tx,
+                    "SELECT 1 AS one FROM principals WHERE client_id = $1",
+                    &p.client_id,
+                )
+                .await?
+            {
+                ids::insert_principal(&mut tx, p).await?;
+            }
+        }
+        for g in &set.groups {
+            if !exists(
+                &mut tx,
+                "SELECT 1 AS one FROM groups WHERE object_id = $1",
+                &g.object_id,
+            )
+            .await?
+            {
+                sqlx::query("INSERT INTO groups (object_id, display_name, created) VALUES ($1, $2, $3)")
+                    .bind(&g.object_id)
+                    .bind(&g.display_name)
+                    .bind(g.created)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(storage)?;
+            }
+            for m in &g.members {
+                sqlx::query("INSERT INTO group_members (group_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(&g.object_id)
+                    .bind(m)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(storage)?;
+            }
+        }
+        for a in &set.assignments {
+            if !exists(
+                &mut tx,
+                "SELECT 1 AS one FROM role_assignments WHERE name = $1",
+                &a.name,
+            )
+            .await?
+            {
+                ids::insert_assignment(&mut tx, a).await?;
+            }
+        }
+        for (name, value) in &set.settings {
+            sqlx::query(
+                "INSERT INTO settings (name, value, updated) VALUES ($1, $2, 0) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(name)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)
+    }
+
     async fn record_download(&self, now: i64) -> Result<(), Error> {
         sqlx::query(
             "UPDATE instance SET sd_downloads = sd_downloads + 1, \
@@ -351,33 +532,7 @@ impl Store for SqliteStore {
         }
         let mut last_seq = 0i64;
         for rec in versions {
-            let c = columns(rec)?;
-            let row = sqlx::query(
-                "INSERT INTO key_versions (name_key, version, kty, size_bits, crv, pub_a, pub_b, key_ops, enabled, \
-                 nbf, exp, created, updated, exportable, tags, release_policy, sealed_material) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING seq",
-            )
-            .bind(&name_key)
-            .bind(rec.version.as_str())
-            .bind(c.kty)
-            .bind(c.size_bits)
-            .bind(c.crv)
-            .bind(c.pub_a)
-            .bind(c.pub_b)
-            .bind(c.key_ops)
-            .bind(i64::from(rec.attributes.enabled))
-            .bind(rec.attributes.not_before)
-            .bind(rec.attributes.expires)
-            .bind(rec.attributes.created)
-            .bind(rec.attributes.updated)
-            .bind(i64::from(rec.attributes.exportable))
-            .bind(c.tags)
-            .bind(&rec.release_policy)
-            .bind(&rec.sealed_material)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(storage)?;
-            last_seq = row.try_get("seq").map_err(storage)?;
+            last_seq = insert_version_row(&mut tx, &name_key, rec).await?;
         }
         sqlx::query("UPDATE keys SET latest_seq = $1 WHERE name_key = $2")
             .bind(last_seq)
@@ -1090,6 +1245,41 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+}
+
+/// Inserts one key version row; returns its sequence number.
+async fn insert_version_row(
+    conn: &mut sqlx::SqliteConnection,
+    name_key: &str,
+    rec: &KeyVersionRecord,
+) -> Result<i64, Error> {
+    let c = columns(rec)?;
+    let row = sqlx::query(
+        "INSERT INTO key_versions (name_key, version, kty, size_bits, crv, pub_a, pub_b, key_ops, enabled, \
+         nbf, exp, created, updated, exportable, tags, release_policy, sealed_material) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING seq",
+    )
+    .bind(name_key)
+    .bind(rec.version.as_str())
+    .bind(c.kty)
+    .bind(c.size_bits)
+    .bind(c.crv)
+    .bind(c.pub_a)
+    .bind(c.pub_b)
+    .bind(c.key_ops)
+    .bind(i64::from(rec.attributes.enabled))
+    .bind(rec.attributes.not_before)
+    .bind(rec.attributes.expires)
+    .bind(rec.attributes.created)
+    .bind(rec.attributes.updated)
+    .bind(i64::from(rec.attributes.exportable))
+    .bind(c.tags)
+    .bind(&rec.release_policy)
+    .bind(&rec.sealed_material)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(storage)?;
+    row.try_get("seq").map_err(storage)
 }
 
 /// Whether a one-parameter existence query finds a row.

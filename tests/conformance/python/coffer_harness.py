@@ -80,16 +80,27 @@ def grant_crypto_roles(port: int, creds: dict, resource: Optional[str] = None) -
                                "roleDefinitionId": f"Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/{role}"}}
         r = requests.put(f"{base}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=7.6",
                          json=body, headers=headers, verify=creds["ca_cert"], timeout=30)
-        if r.status_code not in (201, 409):
+        # 409 is "already assigned" (a restart), but not when it says the instance is not activated yet
+        if r.status_code not in (201, 409) or (r.status_code == 409 and "HsmNotActivated" in r.text):
             raise ServerError(f"assigning role {role}: {r.status_code} {r.text}")
 
 
 class CofferServer:
-    def __init__(self, data_dir: Path, name: str, port: Optional[int] = None, extra_args: tuple[str, ...] = ()):
+    def __init__(self, data_dir: Path, name: str, port: Optional[int] = None, extra_args: tuple[str, ...] = (),
+                 dev: bool = True, recovery: bool = False, env: Optional[dict[str, str]] = None):
+        """`dev` (the default) starts with --dev: activated at once, and the bootstrap principal gets the crypto roles.
+        `dev=False` starts a provisioned instance (or, with `recovery=True`, one in recovery mode) and assigns no
+        roles: role-assignment writes are refused until the instance is activated. `env` is added to (or, with a
+        None value, removed from) the server's environment."""
+        if dev and recovery:
+            raise ValueError("--dev and --recovery exclude each other")
         self.data_dir = Path(data_dir)
         self.name = name
         self.port = port or free_port()
         self.extra_args = tuple(extra_args)
+        self.dev = dev
+        self.recovery = recovery
+        self.env = dict(env or {})
         self.log_path = log_dir() / f"{name}.log"
         self.proc: Optional[subprocess.Popen] = None
         self.creds: dict[str, Any] = {}
@@ -97,7 +108,7 @@ class CofferServer:
         self.starts = 0
 
     # ------------------------------------------------------------------ process
-    def start(self, timeout: float = 180.0) -> "CofferServer":
+    def _spawn(self) -> None:
         binary = coffer_bin()
         if not binary.exists():
             raise ServerError(f"coffer binary not found at {binary} (set COFFER_BIN or run `cargo build -p coffer-cli`)")
@@ -106,14 +117,23 @@ class CofferServer:
         self._log_file = open(self.log_path, "ab" if self.starts else "wb", buffering=0)
         self.starts += 1
         self._log_file.write(f"\n===== start #{self.starts}: port {self.port}, data dir {self.data_dir} =====\n".encode())
-        cmd = [str(binary), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", "--dev",
+        mode = ["--dev"] if self.dev else ["--recovery"] if self.recovery else []
+        cmd = [str(binary), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *mode,
                *self.extra_args]
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
         env.setdefault("NO_COLOR", "1")  # plain log files
+        for k, v in self.env.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=env, cwd=str(self.data_dir))
+
+    def start(self, timeout: float = 180.0) -> "CofferServer":
+        self._spawn()
         RUNNING.append(self)
         try:
             self._wait_ready(timeout)
@@ -121,6 +141,25 @@ class CofferServer:
             self.kill()
             raise
         return self
+
+    def start_expecting_failure(self, timeout: float = 60.0) -> tuple[int, str]:
+        """Starts the server when it is expected to refuse: waits for the process to exit and returns its exit status
+        and what it logged during this start. Raises if it is still running (and answering) after `timeout`."""
+        offset = self.log_size()
+        self._spawn()
+        proc = self.proc
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise ServerError(f"coffer did not exit within {timeout}s although its start-up should fail\n"
+                              f"{self.log_tail()}")
+        finally:
+            self.proc = None
+            if self._log_file:
+                self._log_file.close()
+                self._log_file = None
+        return rc, self.log_since(offset, max_lines=200)
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -137,9 +176,10 @@ class CofferServer:
                     r = requests.get(f"https://127.0.0.1:{self.port}/healthz", verify=ca, timeout=5)
                     if r.status_code == 200:
                         self.creds = creds
-                        args = list(self.extra_args)
-                        resource = args[args.index("--resource") + 1] if "--resource" in args else None
-                        grant_crypto_roles(self.port, creds, resource)
+                        if self.dev:
+                            # (a provisioned or recovery-mode instance refuses role-assignment writes until it is
+                            # activated: the tests call grant_crypto_roles themselves after activation)
+                            grant_crypto_roles(self.port, creds, self.resource)
                         return
                     last_err = f"healthz -> {r.status_code} {r.text[:200]}"
                 except (ValueError, KeyError, OSError, requests.RequestException) as e:
@@ -198,6 +238,12 @@ class CofferServer:
         return f"--- last lines of {self.log_path} ---\n" + self.log_since(0, max_lines)
 
     # ------------------------------------------------------------------ credentials
+    @property
+    def resource(self) -> Optional[str]:
+        """The --resource given to the server, if any (the token audience otherwise defaults to the URL)."""
+        args = list(self.extra_args)
+        return args[args.index("--resource") + 1] if "--resource" in args else None
+
     @property
     def url(self) -> str:
         return self.creds["url"]

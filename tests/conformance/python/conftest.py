@@ -27,8 +27,9 @@ def make_server(tmp_path):
     """Factory for servers of a test's own (stopped, and required to exit 0, at teardown)."""
     started = []
 
-    def make(name, port=None, extra_args=()):
-        srv = CofferServer(tmp_path / name, name=f"python-{name}", port=port, extra_args=extra_args)
+    def make(name, port=None, extra_args=(), **kwargs):
+        """kwargs go to CofferServer: dev=False (provisioned), recovery=True (with dev=False), env={...}."""
+        srv = CofferServer(tmp_path / name, name=f"python-{name}", port=port, extra_args=extra_args, **kwargs)
         started.append(srv)
         return srv.start()
 

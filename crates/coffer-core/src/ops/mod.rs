@@ -5,6 +5,7 @@ pub mod backup_restore;
 pub mod create_import;
 pub mod crypto;
 pub mod delete_recover_purge;
+pub mod full_backup;
 pub mod identities;
 pub mod jit;
 pub mod jobs;

@@ -21,6 +21,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 mod admin;
+mod backup;
 mod crypto;
 mod keys;
 mod rbac;
@@ -256,6 +257,15 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
         },
         ["keys", name, verb] if verb.eq_ignore_ascii_case("rotate") && m == Method::POST => {
             rotation::rotate(ctx, name).await
+        }
+        ["backup"] if m == Method::POST => backup::start_backup(ctx, false).await,
+        ["prebackup"] if m == Method::POST => backup::start_backup(ctx, true).await,
+        ["backup", id, "pending"] if m == Method::GET => backup::status(ctx, id, false).await,
+        ["restore"] if m == Method::PUT => backup::start_restore(ctx, false).await,
+        ["prerestore"] if m == Method::PUT => backup::start_restore(ctx, true).await,
+        ["restore", id, "pending"] if m == Method::GET => backup::status(ctx, id, true).await,
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("restore") && m == Method::PUT => {
+            backup::start_selective_restore(ctx, name).await
         }
         ["settings"] | ["settings", ""] => rotation::settings(ctx, None).await,
         ["settings", n] => rotation::settings(ctx, Some(n)).await,

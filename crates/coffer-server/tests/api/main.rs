@@ -7,6 +7,7 @@
 mod access;
 mod auth;
 mod errors;
+mod full_backup;
 mod issuers;
 mod keys;
 mod rbac_matrix;

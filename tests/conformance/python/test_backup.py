@@ -1,0 +1,767 @@
+"""Full backup and restore (HSM level) and selective key restore with the unmodified `KeyVaultBackupClient`
+(azure-keyvault-administration), against Azurite (Azure Blob Storage emulator, started by scripts/test) and a
+`file://` directory; restores go into a second instance recovered with the original's security domain
+(`coffer sd exchange-key` / `restore-blob` / `upload`, docs/SECURITY-DOMAIN.md).
+
+Protocol: sdk-requirements.md §4.1 (backup LRO, `folder_url` = container URL + "/" + folder) and §4.2 (restore:
+the SDK splits `folder_url` after the FIRST path segment, so for Azurite's path-style URLs the server gets
+`storageResourceUri=http://127.0.0.1:PORT/devstoreaccount1` and folder `<container>/<folder>`).
+
+Azurite: COFFER_AZURITE_URL (`http://127.0.0.1:PORT/devstoreaccount1`) and COFFER_AZURITE_KEY. Without them the
+Azurite tests fail, unless COFFER_SKIP_AZURITE=1. Run through ./scripts/test, or
+`scripts/azurite start && eval "$(scripts/azurite env)"`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import urlencode, urlparse
+
+import pytest
+import requests
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.keyvault.administration import (
+    KeyVaultAccessControlClient,
+    KeyVaultBackupClient,
+    KeyVaultDataAction,
+    KeyVaultPermission,
+    KeyVaultRoleScope,
+)
+from azure.keyvault.keys import KeyRotationLifetimeAction, KeyRotationPolicy, KeyRotationPolicyAction
+from azure.keyvault.keys.crypto import EncryptionAlgorithm, SignatureAlgorithm
+
+from coffer_harness import RUNNING, CofferServer, ServerError, coffer_bin, grant_crypto_roles, remote_crypto, uniq
+from localcrypto import digest_for, ec_public_from_jwk, ec_verify, random_bytes, rsa_enc_padding, rsa_public_from_jwk, rsa_verify
+
+AZURITE_WELL_KNOWN_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+BLOB_VERSION = "2021-08-06"
+JOB_TIMEOUT = 90  # seconds for one backup/restore job on a small instance
+FOLDER_RE = re.compile(r"mhsm-[A-Za-z0-9.-]+-\d{14,16}")
+
+
+# ================================================================================================ Azurite
+class Azurite:
+    def __init__(self, account_url: str, key_b64: str):
+        self.account_url = account_url.rstrip("/")
+        self.account = urlparse(self.account_url).path.strip("/").split("/")[-1]
+        self.key = base64.b64decode(key_b64)
+
+    def sas(self, permissions: str = "rwdlac", expiry: str = "2099-01-01T00:00:00Z", key: Optional[bytes] = None) -> str:
+        """An account SAS (blob; service, container, object), signed like the portal / az CLI would."""
+        sts = f"{self.account}\n{permissions}\nb\nsco\n\n{expiry}\n\nhttps,http\n{BLOB_VERSION}\n\n"
+        sig = base64.b64encode(hmac.new(key or self.key, sts.encode(), hashlib.sha256).digest()).decode()
+        return urlencode({"sv": BLOB_VERSION, "ss": "b", "srt": "sco", "sp": permissions, "se": expiry,
+                          "spr": "https,http", "sig": sig})
+
+    def create_container(self, prefix: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        url = f"{self.account_url}/{name}"
+        r = requests.put(f"{url}?restype=container&{self.sas()}", headers={"x-ms-version": BLOB_VERSION}, timeout=30)
+        assert r.status_code == 201, f"creating Azurite container {name}: {r.status_code} {r.text[:300]}"
+        return url
+
+    def get_blob(self, blob_url: str) -> requests.Response:
+        return requests.get(f"{blob_url}?{self.sas()}", headers={"x-ms-version": BLOB_VERSION}, timeout=60)
+
+    def put_blob(self, blob_url: str, data: bytes) -> None:
+        r = requests.put(f"{blob_url}?{self.sas()}", data=data, timeout=60,
+                         headers={"x-ms-version": BLOB_VERSION, "x-ms-blob-type": "BlockBlob"})
+        assert r.status_code == 201, f"Put Blob {blob_url}: {r.status_code} {r.text[:300]}"
+
+    def list_blobs(self, container_url: str) -> list[str]:
+        r = requests.get(f"{container_url}?restype=container&comp=list&{self.sas()}",
+                         headers={"x-ms-version": BLOB_VERSION}, timeout=30)
+        assert r.status_code == 200, f"List Blobs: {r.status_code} {r.text[:300]}"
+        return re.findall(r"<Name>([^<]+)</Name>", r.text)
+
+
+@pytest.fixture(scope="module")
+def azurite() -> Azurite:
+    url = os.environ.get("COFFER_AZURITE_URL")
+    if not url:
+        if os.environ.get("COFFER_SKIP_AZURITE") == "1":
+            pytest.skip("COFFER_SKIP_AZURITE=1: Azure Blob Storage (Azurite) tests skipped")
+        pytest.fail("COFFER_AZURITE_URL is not set: run the suite through ./scripts/test (it starts Azurite), or "
+                    "`scripts/azurite start && eval \"$(scripts/azurite env)\"`; COFFER_SKIP_AZURITE=1 skips these "
+                    "tests knowingly", pytrace=False)
+    az = Azurite(url, os.environ.get("COFFER_AZURITE_KEY", AZURITE_WELL_KNOWN_KEY))
+    try:
+        requests.get(f"{az.account_url}?comp=list&{az.sas()}", headers={"x-ms-version": BLOB_VERSION}, timeout=10)
+    except requests.RequestException as e:
+        pytest.fail(f"Azurite at {url} is not reachable: {e!r}", pytrace=False)
+    return az
+
+
+# ================================================================================================ wire recording
+class Wire:
+    """raw_response_hook: every request/response of a client (the LRO polls too)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, pipeline_response) -> None:
+        req, resp = pipeline_response.http_request, pipeline_response.http_response
+        body = getattr(req, "content", None)
+        if body is None:
+            body = getattr(req, "body", None)
+        if isinstance(body, (bytes, bytearray)):
+            body = body.decode(errors="replace")
+        try:
+            text = resp.text()
+        except Exception:  # noqa: BLE001
+            text = ""
+        self.calls.append({"method": req.method, "url": req.url, "path": urlparse(req.url).path,
+                           "status": resp.status_code, "request": body, "text": text,
+                           "headers": {k.lower(): v for k, v in resp.headers.items()}})
+
+    def mark(self) -> int:
+        return len(self.calls)
+
+    def since(self, mark: int) -> list[dict[str, Any]]:
+        return self.calls[mark:]
+
+    def last_job_body(self, mark: int) -> dict:
+        """The JSON of the last job-status answer (202 of the start, or a */pending poll) since `mark`."""
+        for c in reversed(self.since(mark)):
+            if c["path"].endswith("/pending") or c["status"] == 202:
+                try:
+                    return json.loads(c["text"])
+                except ValueError:
+                    return {"unparsed": c["text"]}
+        return {}
+
+    def describe(self, mark: int) -> str:
+        return "\n".join(f"  {c['method']} {c['path']} -> {c['status']} {c['text'][:300]}" for c in self.since(mark))
+
+
+def backup_client(server: CofferServer, wire: Wire) -> KeyVaultBackupClient:
+    return KeyVaultBackupClient(server.url, server.credential(), verify_challenge_resource=False,
+                                connection_verify=server.ca, raw_response_hook=wire)
+
+
+def finish(poller, timeout: float = JOB_TIMEOUT):
+    """Waits for a job; raises what poller.result() raises (HttpResponseError for Failed)."""
+    deadline = time.monotonic() + timeout
+    while not poller.done() and time.monotonic() < deadline:
+        poller.wait(timeout=1)
+    assert poller.done(), f"the job did not finish within {timeout}s (status {poller.status()})"
+    return poller.result()
+
+
+def expect_refused(start: Callable[[], Any], wire: Wire, what: str) -> tuple[str, str]:
+    """A job that must not succeed: either the start is refused (4xx) or the job ends Failed. Returns (code, message)
+    from the error, and checks poller.result() raises HttpResponseError (sdk-requirements §4)."""
+    mark = wire.mark()
+    try:
+        poller = start()
+    except HttpResponseError as e:
+        assert e.status_code and 400 <= e.status_code < 500, f"{what}: start answered {e.status_code}: {e}"
+        err: dict = {}
+        try:
+            err = json.loads(wire.since(mark)[-1]["text"]).get("error") or {}
+        except (ValueError, IndexError):
+            pass
+        return err.get("code") or str(e.status_code), err.get("message") or str(e)
+    with pytest.raises(HttpResponseError):
+        finish(poller)
+    body = wire.last_job_body(mark)
+    assert body.get("status") == "Failed", f"{what}: the job should end Failed, last status {body}\n{wire.describe(mark)}"
+    err = body.get("error") or {}
+    assert err.get("code") and err.get("message"), f"{what}: a failed job needs error.code and error.message: {body}"
+    assert body.get("endTime") is not None, f"{what}: a finished job has an endTime: {body}"
+    return err["code"], err["message"]
+
+
+# ================================================================================================ servers
+def _stop(srv: CofferServer) -> None:
+    if srv.proc is not None:
+        rc = srv.stop()
+        assert rc == 0, f"{srv.name}: exit status {rc} after SIGTERM\n{srv.log_tail()}"
+
+
+class RecoveryServer(CofferServer):
+    """`coffer serve --recovery` on an empty data directory: only the token service, the transfer key and the
+    security-domain upload work until a restore blob is uploaded (so no crypto roles are granted at start)."""
+
+    def start(self, timeout: float = 180.0) -> "RecoveryServer":
+        binary = coffer_bin()
+        if not binary.exists():
+            raise ServerError(f"coffer binary not found at {binary}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "wb", buffering=0)
+        self.starts += 1
+        cmd = [str(binary), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}",
+               "--recovery", *self.extra_args]
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"), NO_COLOR="1", RUST_BACKTRACE="1")
+        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=env, cwd=str(self.data_dir))
+        RUNNING.append(self)
+        creds_path = self.data_dir / "admin-credentials.json"
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"coffer --recovery exited with {self.proc.returncode}\n{self.log_tail()}")
+            if creds_path.exists():
+                try:
+                    creds = json.loads(creds_path.read_text())
+                    r = requests.get(f"https://127.0.0.1:{self.port}/healthz", verify=creds["ca_cert"], timeout=5)
+                    if r.status_code == 200:
+                        self.creds = creds
+                        return self
+                    last = r.status_code
+                except (ValueError, KeyError, OSError, requests.RequestException) as e:
+                    last = repr(e)
+            time.sleep(0.2)
+        self.kill()
+        raise ServerError(f"coffer --recovery not ready after {timeout}s ({last})\n{self.log_tail()}")
+
+
+def run_cli(*args: Any) -> subprocess.CompletedProcess:
+    cmd = [str(coffer_bin()), *map(str, args)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                       env=dict(os.environ, RUST_BACKTRACE="0", NO_COLOR="1"))
+    assert p.returncode == 0, f"{' '.join(cmd)} -> exit {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}"
+    return p
+
+
+def recover_with_security_domain(tmp: Path, original: CofferServer, name: str) -> RecoveryServer:
+    """A new instance holding the original's domain secret (docs/SECURITY-DOMAIN.md §3, with the dev officers)."""
+    sd_dir = original.data_dir / "dev-security-domain"
+    assert (sd_dir / "security-domain.json").exists(), f"--dev wrote no security domain in {sd_dir}"
+    # The officers' files, copied as an officer would bring them.
+    officers = tmp / f"{name}-officers"
+    officers.mkdir()
+    for f in sd_dir.iterdir():
+        shutil.copy2(f, officers / f.name)
+    srv = RecoveryServer(tmp / name, name=f"python-{name}").start()
+    try:
+        creds = srv.data_dir / "admin-credentials.json"
+        run_cli("sd", "exchange-key", "--creds", creds, "--out", tmp / f"{name}-exchange.cer")
+        run_cli("sd", "restore-blob", "--sd-file", officers / "security-domain.json",
+                "--keys", officers / "officer1.pem", officers / "officer3.pem",
+                "--exchange-cert", tmp / f"{name}-exchange.cer", "--out", tmp / f"{name}-restore-blob.json")
+        run_cli("sd", "upload", "--creds", creds, "--blob", tmp / f"{name}-restore-blob.json")
+        grant_crypto_roles(srv.port, srv.creds)
+    except BaseException:
+        srv.kill()
+        raise
+    return srv
+
+
+@pytest.fixture(scope="module")
+def bk_tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("backup")
+
+
+@pytest.fixture(scope="module")
+def original(bk_tmp):
+    srv = CofferServer(bk_tmp / "original", name="python-bk-original").start()
+    yield srv
+    _stop(srv)
+
+
+@pytest.fixture(scope="module")
+def recovered(bk_tmp, original):
+    srv = recover_with_security_domain(bk_tmp, original, "recovered")
+    yield srv
+    _stop(srv)
+
+
+# ================================================================================================ the data set
+class Dataset:
+    """What the original holds when it is backed up, and what was computed with its keys before."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, set[str]] = {}   # live key name -> versions
+        self.tags: dict[tuple[str, str], dict] = {}  # (name, version) -> tags
+        self.public: dict[tuple[str, str], Any] = {}  # (name, version) -> JsonWebKey (public)
+        self.deleted: set[str] = set()
+        self.rsa = self.ec = self.aes = self.sel = ""
+        self.rsa_ciphertexts: dict[str, tuple[bytes, bytes]] = {}  # version -> (plaintext, RSA-OAEP-256 ciphertext)
+        self.aes_ct: tuple = ()
+        self.custom_role = ""
+        self.policy_expires = "P90D"
+
+
+def _record(ds: Dataset, key) -> None:
+    ds.versions.setdefault(key.name, set()).add(key.properties.version)
+    ds.tags[(key.name, key.properties.version)] = dict(key.properties.tags or {})
+    ds.public[(key.name, key.properties.version)] = key.key
+
+
+@pytest.fixture(scope="module")
+def dataset(original) -> Dataset:
+    ds = Dataset()
+    kc = original.key_client()
+    ds.rsa, ds.ec, ds.aes, ds.sel = uniq("bk-rsa"), uniq("bk-ec"), uniq("bk-aes"), uniq("bk-sel")
+    for tags in ({"role": "rsa", "v": "1"}, {"role": "rsa", "v": "2"}):
+        _record(ds, kc.create_rsa_key(ds.rsa, size=2048, hardware_protected=True, tags=tags))
+    _record(ds, kc.create_ec_key(ds.ec, curve="P-256", hardware_protected=True, tags={"role": "ec"}))
+    _record(ds, kc.create_oct_key(ds.aes, size=256, hardware_protected=True))
+    for i in range(2):
+        _record(ds, kc.create_ec_key(ds.sel, curve="P-384", hardware_protected=True, tags={"sel": str(i)}))
+    kc.update_key_rotation_policy(ds.rsa, KeyRotationPolicy(), expires_in=ds.policy_expires, lifetime_actions=[
+        KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P60D")])
+    gone = uniq("bk-deleted")
+    kc.create_ec_key(gone, curve="P-256", hardware_protected=True)
+    kc.begin_delete_key(gone).wait(timeout=30)
+    ds.deleted.add(gone)
+
+    # Ciphertexts made before the backup, under each RSA version (locally, with the public key) and the AES key
+    # (by the server).
+    for version in ds.versions[ds.rsa]:
+        msg = random_bytes(32)
+        pub = rsa_public_from_jwk(ds.public[(ds.rsa, version)])
+        ds.rsa_ciphertexts[version] = (msg, pub.encrypt(msg, rsa_enc_padding("RSA-OAEP-256")))
+    aes_key = kc.get_key(ds.aes)
+    crypto, rec = remote_crypto(original, aes_key.id)
+    msg = random_bytes(40)
+    enc = crypto.encrypt(EncryptionAlgorithm.a256_gcm, msg, additional_authenticated_data=b"bk")
+    rec.assert_remote("encrypt")
+    ds.aes_ct = (msg, enc.ciphertext, enc.iv, enc.tag)
+
+    # A custom role definition (RBAC is part of the backup).
+    ac = KeyVaultAccessControlClient(original.url, original.credential(), verify_challenge_resource=False,
+                                     connection_verify=original.ca)
+    ds.custom_role = str(uuid.uuid4())
+    ac.set_role_definition(KeyVaultRoleScope.GLOBAL, name=ds.custom_role, role_name=uniq("bk-role"),
+                           permissions=[KeyVaultPermission(data_actions=[KeyVaultDataAction.READ_HSM_KEY])])
+    return ds
+
+
+def snapshot(server: CofferServer) -> tuple[dict[str, set[str]], set[str]]:
+    """Live keys with their versions, and soft-deleted key names."""
+    kc = server.key_client()
+    live = {p.name: {v.version for v in kc.list_properties_of_key_versions(p.name)} for p in kc.list_properties_of_keys()}
+    deleted = {d.name for d in kc.list_deleted_keys()}
+    return live, deleted
+
+
+def assert_holds_dataset(server: CofferServer, ds: Dataset, what: str) -> None:
+    """Every key of the data set is there with all its versions, tags, public keys, the rotation policy, the
+    deleted key and the custom role; and every key signs/decrypts as it did on the original."""
+    kc = server.key_client()
+    live, deleted = snapshot(server)
+    for name, versions in ds.versions.items():
+        assert live.get(name) == versions, f"{what}: {name} versions {live.get(name)} != {versions}"
+        for v in versions:
+            k = kc.get_key(name, v)
+            assert k.id == f"{server.url}/keys/{name}/{v}", f"{what}: {k.id}"
+            assert dict(k.properties.tags or {}) == ds.tags[(name, v)], f"{what}: tags of {name}/{v}"
+            want = ds.public[(name, v)]
+            for field in ("kty", "n", "e", "crv", "x", "y"):
+                assert getattr(k.key, field) == getattr(want, field), f"{what}: {name}/{v} public key field {field}"
+    assert ds.deleted <= deleted, f"{what}: soft-deleted keys {ds.deleted - deleted} not restored as deleted"
+    for name in ds.deleted:
+        assert name not in live, f"{what}: deleted key {name} came back live"
+    policy = kc.get_key_rotation_policy(ds.rsa)
+    assert policy.expires_in == ds.policy_expires, f"{what}: rotation policy {vars(policy)}"
+    ac = KeyVaultAccessControlClient(server.url, server.credential(), verify_challenge_resource=False,
+                                     connection_verify=server.ca)
+    role = ac.get_role_definition(KeyVaultRoleScope.GLOBAL, ds.custom_role)
+    assert role.role_type == "CustomRole", f"{what}: custom role {vars(role)}"
+
+    # Decrypt what the original encrypted, with every RSA version.
+    for version, (msg, ct) in ds.rsa_ciphertexts.items():
+        crypto, rec = remote_crypto(server, f"{server.url}/keys/{ds.rsa}/{version}")
+        assert crypto.decrypt(EncryptionAlgorithm.rsa_oaep_256, ct).plaintext == msg, f"{what}: RSA {version}"
+        rec.assert_remote("decrypt")
+    msg, ct, iv, tag = ds.aes_ct
+    crypto, rec = remote_crypto(server, kc.get_key(ds.aes).id)
+    assert crypto.decrypt(EncryptionAlgorithm.a256_gcm, ct, iv=iv, authentication_tag=tag,
+                          additional_authenticated_data=b"bk").plaintext == msg, f"{what}: AES-GCM"
+    rec.assert_remote("decrypt")
+    # Sign now; the original's public keys verify.
+    for name, alg, crv in ((ds.rsa, "RS256", None), (ds.ec, "ES256", "P-256"), (ds.sel, "ES384", "P-384")):
+        for version in ds.versions[name]:
+            crypto, rec = remote_crypto(server, f"{server.url}/keys/{name}/{version}")
+            digest = digest_for(alg)
+            sig = crypto.sign(SignatureAlgorithm(alg), digest).signature
+            rec.assert_remote("sign")
+            pub = ds.public[(name, version)]
+            if crv:
+                ec_verify(ec_public_from_jwk(pub), alg, digest, sig, crv)
+            else:
+                rsa_verify(rsa_public_from_jwk(pub), alg, digest, sig)
+
+
+# ================================================================================================ backups
+class Backups:
+    def __init__(self) -> None:
+        self.azurite_container = ""
+        self.azurite_sas = ""
+        self.azurite_folder_url = ""
+        self.dir_container = ""
+        self.dir_folder_url = ""
+        self.dir_request: dict = {}
+
+
+@pytest.fixture(scope="module")
+def backups(original, dataset, azurite, bk_tmp) -> Backups:
+    """One backup of the original to Azurite and one to a directory, taken back to back (the data set as it is)."""
+    b = Backups()
+    wire = Wire()
+    client = backup_client(original, wire)
+
+    b.azurite_container = azurite.create_container("mhsm-backups")
+    b.azurite_sas = azurite.sas()
+    mark = wire.mark()
+    result = finish(client.begin_backup(b.azurite_container, sas_token=b.azurite_sas))
+    b.azurite_folder_url = result.folder_url
+    calls = wire.since(mark)
+    assert calls[0]["method"] == "POST" and calls[0]["status"] == 202, wire.describe(mark)
+    assert json.loads(calls[0]["request"])["token"] == b.azurite_sas, "the SDK sends the SAS as `token`"
+
+    backup_dir = bk_tmp / "dir-backups"
+    backup_dir.mkdir(mode=0o700)
+    b.dir_container = backup_dir.as_uri()
+    mark = wire.mark()
+    # No SAS for a directory: the SDK makes sas_token optional and sends no token.
+    result = finish(client.begin_backup(b.dir_container))
+    b.dir_folder_url = result.folder_url
+    b.dir_request = json.loads(wire.since(mark)[0]["request"])
+    return b
+
+
+def test_full_backup_to_azurite(backups, azurite, dataset):
+    url = backups.azurite_folder_url
+    assert url.startswith(backups.azurite_container + "/"), f"folder_url {url} is not under {backups.azurite_container}"
+    folder = url[len(backups.azurite_container) + 1:]
+    assert FOLDER_RE.fullmatch(folder), f"backup folder name {folder!r} is not mhsm-{{instance}}-{{timestamp}}"
+    names = azurite.list_blobs(backups.azurite_container)
+    assert f"{folder}/manifest.json" in names and f"{folder}/state.bin" in names, names
+    state = azurite.get_blob(f"{url}/state.bin")
+    assert state.status_code == 200 and len(state.content) > 256, state.status_code
+    # Encrypted: no key name of the data set appears in the stored files.
+    manifest = azurite.get_blob(f"{url}/manifest.json").content
+    for blob in (state.content, manifest):
+        for name in dataset.versions:
+            assert name.encode() not in blob, f"key name {name} readable in the backup: not encrypted"
+
+
+def test_full_backup_to_directory(backups):
+    sent = backups.dir_request
+    assert sent.get("storageResourceUri") == backups.dir_container, sent
+    assert not sent.get("token"), f"no SAS token was given, the SDK sent {sent}"
+    url = backups.dir_folder_url
+    assert url.startswith(backups.dir_container + "/"), f"{url} not under {backups.dir_container}"
+    folder = Path(urlparse(url).path)
+    assert FOLDER_RE.fullmatch(folder.name), folder.name
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700, oct(folder.stat().st_mode)
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["manifest.json", "state.bin"], files
+    for f in folder.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f"{f}: {oct(f.stat().st_mode)}"
+    assert b"bk-rsa-" not in (folder / "state.bin").read_bytes(), "backup is not encrypted"
+
+
+def test_full_restore_from_azurite_into_a_recovered_instance(backups, recovered, dataset, azurite):
+    live, _ = snapshot(recovered)
+    assert not live, f"the recovered instance should start without keys: {live}"
+    wire = Wire()
+    client = backup_client(recovered, wire)
+    mark = wire.mark()
+    assert finish(client.begin_restore(backups.azurite_folder_url, sas_token=backups.azurite_sas)) is None
+    # sdk-requirements §4.2: the SDK split the path-style URL after the account segment.
+    sent = json.loads(wire.since(mark)[0]["request"])
+    assert sent["sasTokenParameters"]["storageResourceUri"] == azurite.account_url, sent
+    assert sent["folderToRestore"].startswith(backups.azurite_container.rsplit("/", 1)[1] + "/"), sent
+    final = wire.last_job_body(mark)
+    assert final.get("status") == "Succeeded" and final["endTime"] > final["startTime"], final
+    assert_holds_dataset(recovered, dataset, "after the full restore from Azurite")
+
+
+def test_full_restore_from_directory_replaces_the_state(backups, recovered, dataset):
+    # Something the backup does not know: a full restore brings the instance back to the backup's state.
+    kc = recovered.key_client()
+    extra = uniq("bk-extra")
+    kc.create_ec_key(extra, curve="P-256", hardware_protected=True)
+    for name in dataset.versions:  # and a key missing that the backup has
+        if name == dataset.ec:
+            kc.begin_delete_key(name).wait(timeout=30)
+            kc.purge_deleted_key(name)
+    wire = Wire()
+    client = backup_client(recovered, wire)
+    assert finish(client.begin_restore(backups.dir_folder_url)) is None
+    live, deleted = snapshot(recovered)
+    assert extra not in live and extra not in deleted, f"a key made after the backup survived the full restore: {extra}"
+    assert_holds_dataset(recovered, dataset, "after the full restore from a directory")
+
+
+def test_selective_restore_brings_back_a_purged_key(backups, original, dataset):
+    kc = original.key_client()
+    name = dataset.sel
+    kc.begin_delete_key(name).wait(timeout=30)
+    kc.purge_deleted_key(name)
+    _wait_purged(kc, name)
+    with pytest.raises(ResourceNotFoundError):
+        kc.get_key(name)
+    before_live, before_deleted = snapshot(original)
+
+    wire = Wire()
+    client = backup_client(original, wire)
+    mark = wire.mark()
+    assert finish(client.begin_restore(backups.azurite_folder_url, sas_token=backups.azurite_sas, key_name=name)) is None
+    first = wire.since(mark)[0]
+    assert first["method"] == "PUT" and first["path"].lower() == f"/keys/{name}/restore".lower(), wire.describe(mark)
+    assert json.loads(first["request"]).get("folder"), first["request"]
+
+    live, deleted = snapshot(original)
+    assert live.get(name) == dataset.versions[name], f"restored versions {live.get(name)} != {dataset.versions[name]}"
+    assert {k: v for k, v in live.items() if k != name} == before_live, "selective restore changed other keys"
+    assert deleted == before_deleted
+    for v in dataset.versions[name]:
+        k = kc.get_key(name, v)
+        assert dict(k.properties.tags or {}) == dataset.tags[(name, v)]
+        crypto, rec = remote_crypto(original, k.id)
+        digest = digest_for("ES384")
+        sig = crypto.sign(SignatureAlgorithm.es384, digest).signature
+        rec.assert_remote("sign")
+        ec_verify(ec_public_from_jwk(dataset.public[(name, v)]), "ES384", digest, sig, "P-384")
+
+    # A key the backup does not have: the job fails and nothing appears.
+    missing = uniq("bk-never")
+    code, message = expect_refused(
+        lambda: client.begin_restore(backups.azurite_folder_url, sas_token=backups.azurite_sas, key_name=missing),
+        wire, "selective restore of a key the backup lacks")
+    with pytest.raises(ResourceNotFoundError):
+        kc.get_key(missing)
+
+
+def _wait_purged(kc, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            kc.get_deleted_key(name)
+        except ResourceNotFoundError:
+            return
+        assert time.monotonic() < deadline, f"purge of {name} did not complete"
+        time.sleep(0.2)
+
+
+def _copy_backup(src_folder_url: str, dst_root: Path) -> Path:
+    src = Path(urlparse(src_folder_url).path)
+    dst_root.mkdir(parents=True, exist_ok=True)
+    dst = dst_root / src.name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_tampered_backup_is_refused_and_changes_nothing(backups, recovered, dataset, bk_tmp, azurite):
+    # A marker key that a full restore would remove, and no key named like the selective-restore target (so a
+    # selective restore would have room to bring it back, and only the damage can stop it).
+    kc = recovered.key_client()
+    marker = uniq("bk-marker")
+    kc.create_ec_key(marker, curve="P-256", hardware_protected=True)
+    live, deleted = snapshot(recovered)
+    if dataset.sel in live:
+        kc.begin_delete_key(dataset.sel).wait(timeout=30)
+    if dataset.sel in live or dataset.sel in deleted:
+        kc.purge_deleted_key(dataset.sel)
+        _wait_purged(kc, dataset.sel)
+    before = snapshot(recovered)
+    wire = Wire()
+    client = backup_client(recovered, wire)
+
+    cases: list[tuple[str, Callable[[Path], None]]] = [
+        ("one flipped bit in state.bin", lambda d: _flip((d / "state.bin"), 200)),
+        ("one flipped bit in the last byte of state.bin", lambda d: _flip((d / "state.bin"), -1)),
+        ("truncated state.bin", lambda d: (d / "state.bin").write_bytes((d / "state.bin").read_bytes()[:-40])),
+        ("empty state.bin", lambda d: (d / "state.bin").write_bytes(b"")),
+        ("state.bin missing", lambda d: (d / "state.bin").unlink()),
+    ]
+    for i, (why, damage) in enumerate(cases):
+        folder = _copy_backup(backups.dir_folder_url, bk_tmp / f"tampered-{i}")
+        damage(folder)
+        code, message = expect_refused(lambda: client.begin_restore(folder.as_uri()), wire, f"restore of {why}")
+        assert snapshot(recovered) == before, f"a refused restore ({why}) changed the instance"
+        # the selective restore reads the same file
+        expect_refused(lambda: client.begin_restore(folder.as_uri(), key_name=dataset.sel), wire,
+                       f"selective restore of {why}")
+        assert snapshot(recovered) == before, f"a refused selective restore ({why}) changed the instance"
+
+    # The same through Azurite: a tampered blob.
+    container = azurite.create_container("tampered")
+    folder = backups.azurite_folder_url.rsplit("/", 1)[1]
+    state = bytearray(azurite.get_blob(f"{backups.azurite_folder_url}/state.bin").content)
+    state[len(state) // 2] ^= 0x01
+    azurite.put_blob(f"{container}/{folder}/state.bin", bytes(state))
+    azurite.put_blob(f"{container}/{folder}/manifest.json",
+                     azurite.get_blob(f"{backups.azurite_folder_url}/manifest.json").content)
+    expect_refused(lambda: client.begin_restore(f"{container}/{folder}", sas_token=azurite.sas()), wire,
+                   "restore of a tampered blob")
+    assert snapshot(recovered) == before, "a refused restore from Azurite changed the instance"
+    kc.get_key(marker)  # still there
+    # The undamaged backup restores the key: the refusals above were the damage's doing.
+    assert finish(client.begin_restore(backups.dir_folder_url, key_name=dataset.sel)) is None
+    assert snapshot(recovered)[0].get(dataset.sel) == dataset.versions[dataset.sel]
+
+
+def _flip(path: Path, index: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[index] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_backup_of_another_security_domain_is_refused(recovered, bk_tmp, dataset, backups):
+    stranger = CofferServer(bk_tmp / "stranger", name="python-bk-stranger").start()
+    try:
+        name = uniq("bk-stranger")
+        stranger.key_client().create_ec_key(name, curve="P-256", hardware_protected=True)
+        # also a key named like one of the data set, so a selective restore would have something to take
+        stranger.key_client().create_ec_key(dataset.ec, curve="P-256", hardware_protected=True)
+        d = bk_tmp / "stranger-backups"
+        d.mkdir()
+        folder_url = finish(backup_client(stranger, Wire()).begin_backup(d.as_uri())).folder_url
+    finally:
+        _stop(stranger)
+    before = snapshot(recovered)
+    wire = Wire()
+    client = backup_client(recovered, wire)
+    code, message = expect_refused(lambda: client.begin_restore(folder_url), wire, "restore of another domain's backup")
+    assert snapshot(recovered) == before, "a backup of another security domain changed the instance"
+    with pytest.raises(ResourceNotFoundError):
+        recovered.key_client().get_key(name)
+    expect_refused(lambda: client.begin_pre_restore(folder_url), wire, "pre-restore check of another domain's backup")
+    kc = recovered.key_client()
+    live, deleted = snapshot(recovered)
+    if dataset.ec in live:
+        kc.begin_delete_key(dataset.ec).wait(timeout=30)
+    if dataset.ec in live or dataset.ec in deleted:
+        kc.purge_deleted_key(dataset.ec)
+        _wait_purged(kc, dataset.ec)
+    before = snapshot(recovered)
+    expect_refused(lambda: client.begin_restore(folder_url, key_name=dataset.ec), wire,
+                   "selective restore from another domain's backup")
+    assert snapshot(recovered) == before
+
+
+def test_pre_backup_and_pre_restore_checks(original, backups, azurite, recovered):
+    wire = Wire()
+    client = backup_client(original, wire)
+    assert finish(client.begin_pre_backup(backups.azurite_container, sas_token=backups.azurite_sas)) is None
+    code, message = expect_refused(
+        lambda: client.begin_pre_backup(backups.azurite_container, sas_token=azurite.sas(key=b"\x07" * 64)),
+        wire, "pre-backup with a forged SAS")
+    before = snapshot(recovered)
+    rclient = backup_client(recovered, wire)
+    assert finish(rclient.begin_pre_restore(backups.azurite_folder_url, sas_token=backups.azurite_sas)) is None
+    assert snapshot(recovered) == before, "a pre-restore check changed the instance"
+
+
+def test_bad_storage_is_a_failed_job_with_a_clear_message(original, azurite, backups):
+    wire = Wire()
+    client = backup_client(original, wire)
+    container = backups.azurite_container
+
+    forged = azurite.sas(key=b"\x07" * 64)
+    code, message = expect_refused(lambda: client.begin_backup(container, sas_token=forged), wire, "forged SAS")
+    assert "sas" in message.lower(), f"the message should say the SAS token was refused: {message}"
+    assert forged.split("sig=")[1] not in message, "the SAS signature leaked into the job's message"
+
+    expired = azurite.sas(expiry="2020-01-01T00:00:00Z")
+    code, message = expect_refused(lambda: client.begin_backup(container, sas_token=expired), wire, "expired SAS")
+    assert "sas" in message.lower(), message
+
+    code, message = expect_refused(
+        lambda: client.begin_backup(f"{azurite.account_url}/no-such-container-{uuid.uuid4().hex[:8]}",
+                                    sas_token=backups.azurite_sas), wire, "missing container")
+    assert "exist" in message.lower(), message
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, message = expect_refused(
+        lambda: client.begin_backup(f"http://127.0.0.1:{port}/devstoreaccount1/c", sas_token=backups.azurite_sas),
+        wire, "unreachable storage")
+    assert "unreachable" in message.lower(), message
+
+    code, message = expect_refused(
+        lambda: client.begin_restore(f"{container}/mhsm-nothing-20200101000000", sas_token=backups.azurite_sas),
+        wire, "restore of a folder that does not exist")
+
+
+class Blackhole:
+    """A loopback TCP server that accepts connections and never answers: a storage endpoint that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def close(self) -> None:
+        self._closed = True
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+        self.sock.close()
+
+
+def test_one_job_at_a_time_and_the_data_plane_keeps_serving(original, dataset, backups, azurite):
+    wire = Wire()
+    client = backup_client(original, wire)
+    hole = Blackhole()
+    try:
+        held = client.begin_backup(f"http://127.0.0.1:{hole.port}/devstoreaccount1/held", sas_token=backups.azurite_sas)
+        deadline = time.monotonic() + 20
+        while not hole.conns and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hole.conns, "the backup job never connected to its storage"
+        assert not held.done() and held.status().lower() == "inprogress", held.status()
+
+        # A second job while the first runs: refused at the start (409) or Failed.
+        code, message = expect_refused(lambda: client.begin_backup(backups.azurite_container,
+                                                                   sas_token=backups.azurite_sas),
+                                       wire, "a second backup while one runs")
+        code, message = expect_refused(lambda: client.begin_restore(backups.azurite_folder_url,
+                                                                    sas_token=backups.azurite_sas),
+                                       wire, "a restore while a backup runs")
+        assert not held.done(), "the first job ended early"
+
+        # The data plane keeps serving during a backup.
+        kc = original.key_client()
+        crypto, rec = remote_crypto(original, kc.get_key(dataset.ec).id)
+        crypto.sign(SignatureAlgorithm.es256, digest_for("ES256"))
+        rec.assert_remote("sign")
+    finally:
+        hole.close()
+    # The storage hung up: the held job fails with a clear message.
+    mark = wire.mark()
+    with pytest.raises(HttpResponseError):
+        finish(held)
+    body = wire.last_job_body(mark)
+    assert body.get("status") == "Failed", body
+    assert "unreachable" in (body.get("error") or {}).get("message", "").lower(), body
+    # and the next job runs
+    result = finish(client.begin_backup(azurite.create_container("after"), sas_token=azurite.sas()))
+    assert FOLDER_RE.fullmatch(result.folder_url.rsplit("/", 1)[1]), result.folder_url
