@@ -6,6 +6,12 @@
 //!
 //! The tests sign their own account SAS tokens (HMAC-SHA256 with the account key), as the Azure portal or
 //! `az storage container generate-sas` would, and give the adapter only the SAS.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions may panic"
+)]
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;

@@ -7,6 +7,9 @@
 //! name and version), never stored in the clear. So a backup restores only into an instance holding the same
 //! domain secret, and any tampering is detected before anything changes.
 //!
+//! The state is bound to the folder's own name (the last path segment): a backup folder renamed after the fact does
+//! not restore. A pre-backup check writes one small marker blob (`{folder}-precheck/precheck`) to prove write access.
+//!
 //! A restore reads and verifies everything first, then writes it in one store transaction (all or nothing; a crash
 //! in the middle leaves the instance as it was). One backup or restore job runs at a time; the data plane keeps
 //! serving during a backup, and refuses other calls while a full restore runs.

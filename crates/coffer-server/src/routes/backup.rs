@@ -105,5 +105,9 @@ pub(super) async fn start_selective_restore(ctx: &Ctx<'_>, name: &str) -> Result
 
 pub(super) async fn status(ctx: &Ctx<'_>, id: &str, restore: bool) -> Result<Response, ApiError> {
     let j = ctx.app.hsm.job_status(&ctx.principal, id, restore).await?;
-    Ok(ok_json(&status_json(&j)))
+    let mut r = ok_json(&status_json(&j));
+    if j.status == "InProgress" {
+        r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+    }
+    Ok(r)
 }

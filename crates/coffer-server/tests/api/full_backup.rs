@@ -11,7 +11,6 @@ use serde_json::json;
 const V: &str = "api-version=7.6";
 const BACKUP: &str = "7b127d3c-77bd-4e3e-bbe0-dbb8971fa7f8";
 const RESTORE: &str = "6efe6056-5259-49d2-8b3d-d3d73544b20b";
-const DIGEST: &str = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
 
 /// Starts a job and polls its Azure-AsyncOperation URL to the end; returns the final status body.
 async fn run_job(s: &TestServer, method: Method, path: &str, body: serde_json::Value) -> serde_json::Value {
@@ -44,7 +43,7 @@ async fn run_job(s: &TestServer, method: Method, path: &str, body: serde_json::V
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("job did not finish");
+    unreachable!("job did not finish within 10 s");
 }
 
 async fn recovered_from(original: &TestServer) -> TestServer {
