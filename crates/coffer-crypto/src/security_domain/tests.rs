@@ -190,7 +190,7 @@ fn build_validates_its_input() {
     assert!(bad(&eleven, 2), "eleven certificates");
     let dup = vec![c[0].clone(), c[1].clone(), c[0].clone()];
     assert!(bad(&dup, 2), "duplicate certificate");
-    let small = x509::certificates_from_pem(include_str!("testdata/rsa1024_cert.pem")).unwrap();
+    let small = x509::certificates_from_pem(&openssl_fixture("rsa1024").1).unwrap();
     assert!(bad(&[c[0].clone(), c[1].clone(), small[0].clone()], 2), "RSA-1024");
     let ec = x509::certificates_from_pem(&x509::generate_ca("ec").unwrap().cert_pem).unwrap();
     assert!(bad(&[c[0].clone(), c[1].clone(), ec[0].clone()], 2), "EC certificate");
@@ -216,7 +216,7 @@ fn build_validates_its_input() {
 #[test]
 fn check_wrapping_certificate_limits() {
     assert!(check_wrapping_certificate(&keys().officers[0].cert_der).is_ok());
-    let small = x509::certificates_from_pem(include_str!("testdata/rsa1024_cert.pem")).unwrap();
+    let small = x509::certificates_from_pem(&openssl_fixture("rsa1024").1).unwrap();
     assert!(check_wrapping_certificate(&small[0]).is_err());
     assert!(check_wrapping_certificate(b"").is_err());
     let big = generate_rsa_certified(4096, "big").unwrap();
@@ -466,11 +466,9 @@ fn rsa_certified_pem_round_trip_and_checks() {
     assert!(debug.starts_with("RsaCertified"));
     assert!(!debug.contains("key_pkcs8_der"));
     // PKCS#1 ("RSA PRIVATE KEY") keys, as older OpenSSL writes them, are accepted and converted to PKCS#8.
-    let pkcs1 = RsaCertified::from_pem(
-        include_bytes!("testdata/pkcs1_key.pem"),
-        include_str!("testdata/pkcs1_cert.pem"),
-    )
-    .unwrap();
+    let (pkcs1_key, pkcs1_cert) = openssl_fixture("pkcs1");
+    assert!(pkcs1_key.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"));
+    let pkcs1 = RsaCertified::from_pem(&pkcs1_key, &pkcs1_cert).unwrap();
     assert!(
         pkcs1
             .key_pem()
@@ -499,4 +497,54 @@ fn generated_certificates() {
     // Self-signed with the key itself.
     assert!(cert.verify_signature(None).is_ok());
     assert_eq!(x5t_s256(&o.cert_der).len(), 43);
+}
+
+/// Legacy fixtures made at test time with the `openssl` command (scripts/setup-system installs it): `rsa1024` (a
+/// certificate whose key is too small) or `pkcs1` (a 2048-bit key in the old `RSA PRIVATE KEY` form). Returns
+/// (key PEM, certificate PEM). Nothing is committed.
+fn openssl_fixture(kind: &str) -> (Vec<u8>, String) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("coffer-sd-fixture-{}-{kind}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("key.pem");
+    let cert = dir.join("cert.pem");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("the openssl command is needed for these fixtures (scripts/setup-system installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (bits, traditional) = if kind == "rsa1024" {
+        ("1024", false)
+    } else {
+        ("2048", true)
+    };
+    let key_s = key.to_str().unwrap();
+    let mut genrsa = vec!["genrsa", "-out", key_s];
+    if traditional {
+        genrsa.insert(1, "-traditional");
+    }
+    genrsa.push(bits);
+    run(&genrsa);
+    run(&[
+        "req",
+        "-x509",
+        "-key",
+        key_s,
+        "-subj",
+        &format!("/CN={kind}"),
+        "-days",
+        "3650",
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    let out = (std::fs::read(&key).unwrap(), std::fs::read_to_string(&cert).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    out
 }
