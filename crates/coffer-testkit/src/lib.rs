@@ -261,6 +261,45 @@ impl TestServer {
         Ok(name)
     }
 
+    /// A new `--recovery` instance that holds this (dev) instance's domain secret: officers 1 and 2 of the
+    /// generated security domain wrap it for the new instance's exchange key, and it is uploaded. The bootstrap
+    /// principal of the new instance gets Crypto User and Crypto Officer at `/`.
+    pub async fn recover_into_new_instance(&self) -> anyhow::Result<TestServer> {
+        use base64::Engine as _;
+        use coffer_crypto::security_domain::{self as sd, RsaCertified};
+        let dir = self.data_dir().join("dev-security-domain");
+        let file = std::fs::read_to_string(dir.join("security-domain.json"))?;
+        let officer = |i: u32| -> anyhow::Result<RsaCertified> {
+            Ok(RsaCertified::from_pem(
+                &std::fs::read(dir.join(format!("officer{i}.pem")))?,
+                &std::fs::read_to_string(dir.join(format!("officer{i}.cer")))?,
+            )?)
+        };
+        let rec = TestServer::builder().recovery().start().await?;
+        let (st, tk) = rec
+            .call(reqwest::Method::GET, "/securitydomain/upload?api-version=7.6", None)
+            .await?;
+        anyhow::ensure!(st == 200, "transfer key: {st} {tk}");
+        let jwk: serde_json::Value = serde_json::from_str(tk["transfer_key"].as_str().context("no transfer_key")?)?;
+        let exchange = base64::engine::general_purpose::STANDARD.decode(jwk["x5c"][0].as_str().context("no x5c")?)?;
+        let items = sd::recover_items(&file, &[officer(1)?, officer(2)?])?;
+        let blob = sd::make_restore_blob(&items, &exchange)?;
+        let body = serde_json::json!({ "value": blob });
+        let (st, b) = rec
+            .call(
+                reqwest::Method::POST,
+                "/securitydomain/upload?api-version=7.6",
+                Some(body),
+            )
+            .await?;
+        anyhow::ensure!(st == 202, "upload: {st} {b}");
+        let oid = rec.cred("object_id");
+        for role in [CRYPTO_USER, CRYPTO_OFFICER] {
+            rec.assign(role, "/", &oid).await?;
+        }
+        Ok(rec)
+    }
+
     /// Stops the server gracefully and starts it again on the same data directory (on a new port).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         if let Some(r) = self.running.take() {

@@ -3,8 +3,7 @@
 //! domain fail and change nothing; one job at a time.
 use std::time::Duration;
 
-use coffer_crypto::security_domain::{self as sd, RsaCertified};
-use coffer_testkit::{CRYPTO_OFFICER, CRYPTO_USER, TestServer};
+use coffer_testkit::TestServer;
 use reqwest::Method;
 use serde_json::json;
 
@@ -47,37 +46,8 @@ async fn run_job(s: &TestServer, method: Method, path: &str, body: serde_json::V
 }
 
 async fn recovered_from(original: &TestServer) -> TestServer {
-    let sd_dir = original.data_dir().join("dev-security-domain");
-    let file = std::fs::read_to_string(sd_dir.join("security-domain.json")).unwrap();
-    let officer = |i: u32| {
-        RsaCertified::from_pem(
-            &std::fs::read(sd_dir.join(format!("officer{i}.pem"))).unwrap(),
-            &std::fs::read_to_string(sd_dir.join(format!("officer{i}.cer"))).unwrap(),
-        )
-        .unwrap()
-    };
-    let rec = TestServer::builder().recovery().start().await.unwrap();
-    let (_, tk) = rec
-        .call(Method::GET, &format!("/securitydomain/upload?{V}"), None)
-        .await
-        .unwrap();
-    let jwk: serde_json::Value = serde_json::from_str(tk["transfer_key"].as_str().unwrap()).unwrap();
-    use base64::Engine as _;
-    let exchange = base64::engine::general_purpose::STANDARD
-        .decode(jwk["x5c"][0].as_str().unwrap())
-        .unwrap();
-    let items = sd::recover_items(&file, &[officer(1), officer(2)]).unwrap();
-    let blob = sd::make_restore_blob(&items, &exchange).unwrap();
-    let (st, _) = rec
-        .call(
-            Method::POST,
-            &format!("/securitydomain/upload?{V}"),
-            Some(json!({"value": blob})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(st, 202);
-    for role in [CRYPTO_USER, CRYPTO_OFFICER, BACKUP, RESTORE] {
+    let rec = original.recover_into_new_instance().await.unwrap();
+    for role in [BACKUP, RESTORE] {
         rec.assign(role, "/", &rec.cred("object_id")).await.unwrap();
     }
     rec
