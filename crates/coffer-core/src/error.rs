@@ -38,6 +38,9 @@ pub enum Error {
     /// Token endpoint: the request is malformed (OAuth2 `invalid_request` / `unsupported_grant_type` / `invalid_scope`).
     #[error("{description}")]
     InvalidTokenRequest { code: &'static str, description: String },
+    /// A full restore is running; other calls wait for it.
+    #[error("{0}")]
+    RestoreInProgress(String),
     /// The HSM's lifecycle state does not allow the operation (not activated, or in recovery mode).
     #[error("{0}")]
     NotActivated(String),

@@ -57,6 +57,7 @@ impl From<coffer_core::Error> for ApiError {
             E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "Forbidden", m),
             E::KeyNotFound(m) => Self::new(StatusCode::NOT_FOUND, "KeyNotFound", m),
             E::NotActivated(m) => Self::new(StatusCode::CONFLICT, "HsmNotActivated", m),
+            E::RestoreInProgress(m) => Self::new(StatusCode::CONFLICT, "RestoreInProgress", m),
             E::NotFound { code, message } => Self::new(StatusCode::NOT_FOUND, code, message),
             E::Unauthenticated => Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized"),
             E::InvalidClient(m) => Self::new(StatusCode::UNAUTHORIZED, "invalid_client", m),
