@@ -233,8 +233,8 @@ impl Hsm {
         let now = self.clock.now();
         if caller.issuer == self.issuer() {
             // Conditional access on the principal itself (own identities only).
-            if let Some(p) = self.store.principal(&caller.object_id).await?
-                && !crate::rbac::network_allows(&p.allowed_networks, caller.client_ip)
+            if let Some(networks) = self.store.principal_networks(&caller.object_id).await?
+                && !crate::rbac::network_allows(&networks, caller.client_ip)
             {
                 tracing::info!(object_id = %caller.object_id, ip = ?caller.client_ip, "outside the principal's networks");
                 return Ok(false);

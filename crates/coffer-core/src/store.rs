@@ -217,6 +217,9 @@ pub trait Store: Send + Sync + 'static {
     async fn add_certificate(&self, object_id: &str, der: &[u8]) -> Result<bool, Error>;
     /// A principal by object id.
     async fn principal(&self, object_id: &str) -> Result<Option<PrincipalRecord>, Error>;
+    /// A principal's allowed networks (`None` if the principal does not exist): one indexed read, for the
+    /// per-request conditional-access check.
+    async fn principal_networks(&self, object_id: &str) -> Result<Option<Vec<Network>>, Error>;
     /// All principals, by object id.
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, Error>;
     /// Creates a principal with its secrets. A taken client id or object id is a conflict.

@@ -795,6 +795,16 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn principal_networks(&self, object_id: &str) -> Result<Option<Vec<Network>>, Error> {
+        let row = sqlx::query("SELECT allowed_networks FROM principals WHERE object_id = $1")
+            .bind(object_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(storage)?;
+        row.map(|r| ids::networks_from(&r.try_get::<String, _>("allowed_networks").map_err(storage)?))
+            .transpose()
+    }
+
     async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, Error> {
         let mut conn = self.reader.acquire().await.map_err(storage)?;
         let rows = sqlx::query("SELECT * FROM principals ORDER BY object_id")

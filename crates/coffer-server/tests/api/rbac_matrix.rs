@@ -204,18 +204,9 @@ fn roles() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
 }
 
 async fn token_for(s: &TestServer, client_id: &str, secret: &str) -> String {
-    let form = [
-        ("grant_type", "client_credentials".to_string()),
-        ("client_id", client_id.to_string()),
-        ("client_secret", secret.to_string()),
-        ("scope", format!("{}/.default", s.url())),
-    ];
-    let resp = s.client.post(s.token_endpoint()).form(&form).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    resp.json::<serde_json::Value>().await.unwrap()["access_token"]
-        .as_str()
+    s.token_for(client_id, secret, &format!("{}/.default", s.url()))
+        .await
         .unwrap()
-        .to_string()
 }
 
 #[tokio::test]
