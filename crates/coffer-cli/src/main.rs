@@ -1,6 +1,7 @@
 //! `coffer`: the Coffer command line. `coffer serve` runs the server; `coffer sd` holds the security-domain
 //! officer tools; `coffer seal migrate` moves the domain secret between seal providers.
 
+mod audit;
 mod sd;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,9 @@ enum Command {
     /// Security-domain officer tools.
     #[command(subcommand)]
     Sd(sd::SdCommand),
+    /// Audit log: verify files offline, query a running server.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Seal-provider administration (run with the server stopped).
     #[command(subcommand)]
     Seal(SealCommand),
@@ -170,6 +174,13 @@ fn main() -> anyhow::Result<()> {
     let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
         Command::Sd(cmd) => runtime()?.block_on(sd::run(cmd)),
+        Command::Audit(cmd) => {
+            let code = runtime()?.block_on(audit::run(cmd))?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Seal(SealCommand::Migrate {
             data_dir,
             from_config,

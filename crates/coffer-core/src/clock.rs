@@ -4,6 +4,10 @@
 pub trait Clock: Send + Sync + 'static {
     /// Now, Unix seconds.
     fn now(&self) -> i64;
+    /// Now, Unix nanoseconds (audit timestamps).
+    fn now_nanos(&self) -> i128 {
+        i128::from(self.now()) * 1_000_000_000
+    }
 }
 
 /// The system clock.
@@ -15,6 +19,12 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+    fn now_nanos(&self) -> i128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
             .unwrap_or(0)
     }
 }

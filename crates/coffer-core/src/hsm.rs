@@ -31,6 +31,8 @@ pub struct HsmConfig {
     pub external_issuers: Vec<crate::issuers::ExternalIssuer>,
     /// Separation-of-duties policy for new assignments.
     pub separation_of_duties: crate::rbac::SeparationOfDuties,
+    /// `resourceId` of audit records (default: the Azure layout with the instance name).
+    pub audit_resource_id: Option<String>,
 }
 
 /// The Managed HSM service.
@@ -53,6 +55,9 @@ pub struct Hsm {
     pub(crate) key_sets: crate::issuers::KeySetCache,
     pub(crate) fetcher: Option<Arc<dyn crate::issuers::KeySetFetcher>>,
     pub(crate) last_use: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    pub(crate) audit: Option<Arc<crate::audit::AuditLog>>,
+    pub(crate) audit_defaults: crate::audit::record::RecordDefaults,
+    pub(crate) audit_reader: Option<Arc<dyn crate::audit::query::AuditReader>>,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -94,6 +99,14 @@ impl Hsm {
         )?;
         let token_key = TokenSigningKey::from_pkcs8(&token_pkcs8)?;
         let cache = KeyCache::new(config.key_cache_capacity);
+        let audit_defaults = crate::audit::record::RecordDefaults {
+            resource_id: config
+                .audit_resource_id
+                .clone()
+                .unwrap_or_else(|| crate::audit::record::RecordDefaults::default_resource_id(&record.instance_name)),
+            tenant_id: record.tenant_id.clone(),
+            pool_name: record.instance_name.clone(),
+        };
         Ok((
             Self {
                 store,
@@ -114,6 +127,9 @@ impl Hsm {
                 key_sets: crate::issuers::KeySetCache::default(),
                 fetcher: None,
                 last_use: std::sync::Mutex::default(),
+                audit: None,
+                audit_defaults,
+                audit_reader: None,
             },
             credentials,
         ))
@@ -183,6 +199,7 @@ impl Hsm {
                 action,
                 D::SecurityDomainDownload
                     | D::SecurityDomainDownloadRead
+                    | D::AuditRead
                     | D::RoleDefinitionsRead
                     | D::RoleAssignmentsRead
             ),
@@ -190,6 +207,7 @@ impl Hsm {
                 action,
                 D::SecurityDomainUpload
                     | D::SecurityDomainUploadRead
+                    | D::AuditRead
                     | D::SecurityDomainTransferKeyRead
                     | D::RoleDefinitionsRead
                     | D::RoleAssignmentsRead
@@ -212,10 +230,15 @@ impl Hsm {
 
     /// Decides whether `caller` may perform `action` on `scope` (the rule is in [`crate::rbac`]).
     pub async fn authorize(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<(), Error> {
-        self.check_state(action)?;
-        if self.is_granted(caller, action, scope).await? {
+        if let Err(e) = self.check_state(action) {
+            crate::audit::context::authorization(action, false, None);
+            return Err(e);
+        }
+        if let Some(assignment) = self.granting_assignment(caller, action, scope).await? {
+            crate::audit::context::authorization(action, true, Some(&assignment));
             return Ok(());
         }
+        crate::audit::context::authorization(action, false, None);
         tracing::info!(object_id = %caller.object_id, action = action.name(), scope = %scope.as_string(), "denied");
         Err(Error::Forbidden(format!(
             "Caller is not authorized to perform action on resource. Caller: oid={}; Action: '{}'; Resource: '{}'",
@@ -227,8 +250,18 @@ impl Hsm {
 
     /// Whether `caller` holds `action` at `scope`.
     pub async fn is_granted(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<bool, Error> {
+        Ok(self.granting_assignment(caller, action, scope).await?.is_some())
+    }
+
+    /// The name of an assignment that grants `caller` `action` at `scope`, if any.
+    async fn granting_assignment(
+        &self,
+        caller: &Principal,
+        action: DataAction,
+        scope: &Scope,
+    ) -> Result<Option<String>, Error> {
         if !self.is_trusted_issuer(&caller.issuer) {
-            return Ok(false);
+            return Ok(None);
         }
         let now = self.clock.now();
         if caller.issuer == self.issuer() {
@@ -237,7 +270,7 @@ impl Hsm {
                 && !crate::rbac::network_allows(&networks, caller.client_ip)
             {
                 tracing::info!(object_id = %caller.object_id, ip = ?caller.client_ip, "outside the principal's networks");
-                return Ok(false);
+                return Ok(None);
             }
         }
         let ids = caller.assignee_ids();
@@ -262,10 +295,10 @@ impl Hsm {
             };
             if def.is_some_and(|d| d.grants(action)) {
                 self.note_use(&a.name, now).await;
-                return Ok(true);
+                return Ok(Some(a.name.clone()));
             }
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Records (at most once a minute per assignment) that an assignment granted a request, for access review.
@@ -293,6 +326,62 @@ impl Hsm {
     /// Sets where full backups are written and read.
     pub fn set_backup_storage(&mut self, storage: Arc<dyn crate::backup_storage::BackupStorage>) {
         self.backup_storage = Some(storage);
+    }
+
+    /// Sets the audit log (the server builds it with its sinks and [`Hsm::audit_mac_key`]).
+    pub fn set_audit_log(&mut self, log: Arc<crate::audit::AuditLog>) {
+        self.audit = Some(log);
+    }
+
+    /// Sets where `GET /coffer/v1/audit` reads records from (the file sink's directory).
+    pub fn set_audit_reader(&mut self, reader: Arc<dyn crate::audit::query::AuditReader>) {
+        self.audit_reader = Some(reader);
+    }
+
+    /// The audit log, when one is set.
+    pub fn audit_log(&self) -> Option<&Arc<crate::audit::AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    /// The MAC key of audit records, derived from the current domain secret.
+    pub fn audit_mac_key(&self) -> coffer_crypto::SecretBytes {
+        self.derived().audit_mac_key()
+    }
+
+    /// A new audit record with this instance's constant fields, timestamped now.
+    pub fn audit_record(&self, operation_name: &str) -> crate::audit::AuditRecord {
+        self.audit_defaults.record(
+            crate::audit::record::format_time(self.clock.now_nanos()),
+            operation_name,
+        )
+    }
+
+    /// Records an action the service took on its own (background jobs): no caller, the service's identity.
+    pub(crate) async fn audit_internal(&self, operation_name: &str, id: String, details: serde_json::Value, ok: bool) {
+        let Some(log) = &self.audit else { return };
+        let mut rec = self.audit_record(operation_name);
+        rec.operation_version = "internal".into();
+        rec.result_type = if ok { "Success".into() } else { "Failure".into() };
+        rec.result_signature = if ok {
+            "OK".into()
+        } else {
+            "Internal Server Error".into()
+        };
+        rec.correlation_id = uuid::Uuid::new_v4().to_string();
+        rec.identity.claim.appid = Some("coffer-background-jobs".into());
+        rec.identity.claim.tid = Some(self.instance.tenant_id.clone());
+        rec.identity.claim.idtyp = Some("app".into());
+        rec.properties.id = Some(id);
+        rec.properties.details = Some(details);
+        if !ok {
+            rec.level = "Error".into();
+        }
+        if !log.record(&rec).await {
+            tracing::error!(
+                operation = operation_name,
+                "audit record of a background job could not be written"
+            );
+        }
     }
 
     /// Sets how external issuers' JWK Sets are fetched.
@@ -330,6 +419,25 @@ impl Hsm {
         self.cache
             .insert(rec.name.as_str(), rec.version.as_str(), Arc::clone(&key));
         Ok(key)
+    }
+
+    /// Keys that are not deleted, by `kty` (`RSA-HSM`, `EC-HSM`, `oct-HSM`), for metrics.
+    pub async fn key_counts(&self) -> Result<Vec<(String, i64)>, Error> {
+        Ok(self
+            .store
+            .key_counts()
+            .await?
+            .into_iter()
+            .map(|(tag, n)| {
+                let kty = match tag.as_str() {
+                    "RSA" => "RSA-HSM".to_string(),
+                    "EC" => "EC-HSM".to_string(),
+                    "oct" => "oct-HSM".to_string(),
+                    other => other.to_string(),
+                };
+                (kty, n)
+            })
+            .collect())
     }
 
     /// Whether purge protection is on.

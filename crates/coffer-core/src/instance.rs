@@ -58,6 +58,7 @@ pub struct DerivedKeys {
     pub(crate) backup: SecretBytes,
     pub(crate) full_backup: SecretBytes,
     pub(crate) token: SecretBytes,
+    pub(crate) audit: SecretBytes,
 }
 
 impl std::fmt::Debug for DerivedKeys {
@@ -67,6 +68,11 @@ impl std::fmt::Debug for DerivedKeys {
 }
 
 impl DerivedKeys {
+    /// The audit log's MAC key.
+    pub fn audit_mac_key(&self) -> SecretBytes {
+        self.audit.duplicate()
+    }
+
     /// Derives every internal key from the domain secret.
     pub fn derive(domain_secret: &SecretBytes) -> Result<Self, Error> {
         let d = |info: &[u8]| coffer_crypto::kdf::hkdf_sha256(domain_secret, b"coffer-domain-v1", info, 32);
@@ -75,6 +81,7 @@ impl DerivedKeys {
             backup: d(b"coffer/key-backup/v1")?,
             full_backup: d(b"coffer/full-backup/v1")?,
             token: d(b"coffer/token-signing/v1")?,
+            audit: d(b"coffer/audit-mac/v1")?,
         })
     }
 }

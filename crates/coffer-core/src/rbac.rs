@@ -69,6 +69,7 @@ data_actions! {
     SecurityDomainUploadRead => "Microsoft.KeyVault/managedHsm/securitydomain/upload/read",
     IdentitiesRead => "Coffer/identities/read/action",
     IdentitiesWrite => "Coffer/identities/write/action",
+    AuditRead => "Coffer/audit/read/action",
 }
 
 impl DataAction {

@@ -167,6 +167,12 @@ pub trait Store: Send + Sync + 'static {
     async fn settings(&self) -> Result<Vec<(String, String)>, Error>;
     /// Writes a setting.
     async fn put_setting(&self, name: &str, value: &str, now: i64) -> Result<(), Error>;
+    /// An instance fact that is not a setting (e.g. `last_backup_success`).
+    async fn meta(&self, name: &str) -> Result<Option<String>, Error>;
+    /// Writes an instance fact.
+    async fn put_meta(&self, name: &str, value: &str, now: i64) -> Result<(), Error>;
+    /// Keys that are not deleted, counted by storage tag of their current version (`RSA`, `EC`, `oct`).
+    async fn key_counts(&self) -> Result<Vec<(String, i64)>, Error>;
     /// Switches purge protection on for the instance (never off).
     async fn enable_purge_protection(&self) -> Result<(), Error>;
 

@@ -46,6 +46,105 @@ pub struct ServeConfig {
     pub seal: SealConfig,
     /// Seconds between runs of the background jobs (purge of expired deleted keys, scheduled rotation).
     pub jobs_interval_secs: u64,
+    /// Audit log sinks and failure policy (`[audit]` in coffer.toml).
+    pub audit: AuditConfig,
+    /// Prometheus metrics listener (`[metrics]` in coffer.toml).
+    pub metrics: MetricsConfig,
+}
+
+/// Where audit records go and what happens when they cannot be written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Refuse requests with 503 when no sink can record them (default true). `false` serves unrecorded requests
+    /// and only counts the failures.
+    pub fail_closed: bool,
+    /// The `resourceId` of records (default derived from the instance name).
+    pub resource_id: Option<String>,
+    /// JSON Lines files (on by default, in `<data-dir>/audit`).
+    pub file: FileSinkConfig,
+    /// JSON Lines on standard output.
+    pub stdout: bool,
+    /// RFC 5424 syslog.
+    pub syslog: Option<SyslogConfig>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            fail_closed: true,
+            resource_id: None,
+            file: FileSinkConfig::default(),
+            stdout: false,
+            syslog: None,
+        }
+    }
+}
+
+/// The audit file sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileSinkConfig {
+    pub enabled: bool,
+    /// Directory of the files (relative paths are under the data directory). Default `audit`.
+    pub dir: PathBuf,
+    /// Start a new file when the current one reaches this many bytes.
+    pub max_file_bytes: u64,
+    /// Start a new file every `hourly`, `daily`, or `never`.
+    pub rotate: String,
+    /// Delete files older than this many days (0 keeps every file).
+    pub retention_days: u64,
+    /// `always` (fsync before a request is answered; writes are group-committed), `interval` (once a second) or
+    /// `never` (leave it to the OS).
+    pub fsync: String,
+}
+
+impl Default for FileSinkConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: PathBuf::from("audit"),
+            max_file_bytes: 100 * 1024 * 1024,
+            rotate: "hourly".into(),
+            retention_days: 90,
+            fsync: "always".into(),
+        }
+    }
+}
+
+/// The RFC 5424 syslog sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// `udp`, `tcp` (RFC 6587 octet counting) or `unix` (datagram socket such as /dev/log).
+    pub transport: String,
+    /// `host:port` for udp/tcp, a socket path for unix.
+    pub address: String,
+    /// Facility name (default `authpriv`).
+    #[serde(default = "default_facility")]
+    pub facility: String,
+    /// APP-NAME (default `coffer`).
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+    /// HOSTNAME field (default: the machine's host name).
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+fn default_facility() -> String {
+    "authpriv".into()
+}
+
+fn default_app_name() -> String {
+    "coffer".into()
+}
+
+/// The Prometheus metrics listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of a separate HTTPS listener serving `GET /metrics` (same certificate as the API). Off when unset.
+    pub listen: Option<SocketAddr>,
 }
 
 /// The seal provider of the domain secret.
@@ -171,6 +270,8 @@ impl Default for ServeConfig {
             recovery: false,
             seal: SealConfig::default(),
             jobs_interval_secs: 60,
+            audit: AuditConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -206,6 +307,25 @@ impl ServeConfig {
         }
         if coffer_core::rbac::SeparationOfDuties::parse(&self.separation_of_duties).is_none() {
             anyhow::bail!("separation_of_duties must be off, warn or deny");
+        }
+        if !matches!(self.audit.file.rotate.as_str(), "hourly" | "daily" | "never") {
+            anyhow::bail!("audit.file.rotate must be hourly, daily or never");
+        }
+        if !matches!(self.audit.file.fsync.as_str(), "always" | "interval" | "never") {
+            anyhow::bail!("audit.file.fsync must be always, interval or never");
+        }
+        if self.audit.file.max_file_bytes < 4096 {
+            anyhow::bail!("audit.file.max_file_bytes must be at least 4096");
+        }
+        if let Some(s) = &self.audit.syslog
+            && !matches!(s.transport.as_str(), "udp" | "tcp" | "unix")
+        {
+            anyhow::bail!("audit.syslog.transport must be udp, tcp or unix");
+        }
+        if self.audit.fail_closed && !self.audit.file.enabled && !self.audit.stdout && self.audit.syslog.is_none() {
+            anyhow::bail!(
+                "auditing is fail-closed but no audit sink is configured: enable one or set fail_closed = false"
+            );
         }
         if self.token_lifetime_secs < 600 {
             anyhow::bail!("token lifetime must be at least 600 seconds");

@@ -73,10 +73,17 @@ impl From<coffer_core::Error> for ApiError {
     }
 }
 
+/// The error message of an error response, kept as a response extension for the audit record's
+/// `resultDescription`.
+#[derive(Debug, Clone)]
+pub struct ErrorMessage(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let message = ErrorMessage(self.message.clone());
         let body = ErrorBody::new(self.code, self.message);
         let mut resp = (self.status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(message);
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),

@@ -2,12 +2,15 @@
 //! else is looked at), calls `coffer_core::Hsm`, and maps results and errors to the Azure wire format. It never
 //! reaches storage except through core.
 
+pub mod audit_sinks;
 pub mod backup_storage;
 pub mod config;
 pub mod convert;
 pub mod datadir;
 pub mod error;
 pub mod jwks;
+pub mod metrics;
+pub mod request_audit;
 pub mod routes;
 pub mod seal;
 pub mod serve;

@@ -106,3 +106,25 @@ pub async fn migrate(data_dir: &std::path::Path, from: &SealConfig, to: &SealCon
     }
     Ok(())
 }
+
+/// The audit MAC key of the instance in `data_dir` (for `coffer audit verify`): unseals the domain secret with
+/// `seal` and derives the key. Works while the server runs (read-only).
+pub async fn audit_mac_key(data_dir: &std::path::Path, seal: &SealConfig) -> anyhow::Result<SecretBytes> {
+    use coffer_core::store::Store as _;
+    let dir = DataDir::open(data_dir)?;
+    let store = coffer_store::SqliteStore::open(&dir.database()).await?;
+    let instance = store
+        .instance()
+        .await?
+        .context("the data directory holds no instance")?;
+    let provider = provider(seal, &dir, false).context("opening the seal provider")?;
+    let secret = provider
+        .open(
+            &coffer_core::instance::domain_secret_aad(&instance.instance_id),
+            &instance.sealed_domain_secret,
+        )
+        .map_err(|e| anyhow::anyhow!("the seal provider cannot open the domain secret: {e}"))?;
+    let keys = coffer_core::instance::DerivedKeys::derive(&secret)
+        .map_err(|e| anyhow::anyhow!("deriving the audit key: {e}"))?;
+    Ok(keys.audit_mac_key())
+}

@@ -25,6 +25,9 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The data directory (canonical path).
     pub data_dir: PathBuf,
+    /// The metrics listener's address, when one is configured.
+    pub metrics_addr: Option<SocketAddr>,
+    audit: Arc<coffer_core::audit::AuditLog>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     jobs: tokio::task::JoinHandle<()>,
@@ -36,6 +39,8 @@ impl Running {
         self.jobs.abort();
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         self.task.await.context("server task")?.context("server")?;
+        // Everything answered has been recorded; stop the writer (it writes what is still queued).
+        self.audit.shutdown();
         Ok(())
     }
 }
@@ -91,6 +96,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             .collect::<anyhow::Result<Vec<_>>>()?,
         separation_of_duties: coffer_core::rbac::SeparationOfDuties::parse(&config.separation_of_duties)
             .context("separation_of_duties must be off, warn or deny")?,
+        audit_resource_id: config.audit.resource_id.clone(),
     };
     let create = CreateOptions {
         instance_name: config.instance_name.clone(),
@@ -104,6 +110,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         Hsm::open_or_create(Arc::new(store), Arc::new(SystemClock), seal, hsm_config, &create).await?;
     hsm.set_key_set_fetcher(Arc::new(crate::jwks::HttpsKeySetFetcher::default()));
     hsm.set_backup_storage(Arc::new(crate::backup_storage::BlobBackupStorage::new()?));
+
+    let audit_log = start_audit(&config, &dir, &mut hsm)?;
 
     let (cert_pem, key_pem) = crate::tls::certificate(&config, &dir)?;
     let tls = crate::tls::server_config(&cert_pem, &key_pem)?;
@@ -161,14 +169,35 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
 
     let hsm = Arc::new(hsm);
     let hsm_for_jobs = Arc::clone(&hsm);
+    let metrics = Arc::new(crate::metrics::Metrics::new(
+        &config.seal.provider,
+        crate::tls::not_after(&cert_pem),
+    ));
     let state = Arc::new(AppState {
         hsm,
         public_url: public_url.clone(),
         resource,
         max_body_bytes: config.max_body_bytes,
+        metrics,
     });
-    let app = crate::routes::router(state);
     let handle = axum_server::Handle::new();
+    let metrics_addr = match config.metrics.listen {
+        Some(addr) => {
+            let l =
+                std::net::TcpListener::bind(addr).with_context(|| format!("binding the metrics listener {addr}"))?;
+            l.set_nonblocking(true)?;
+            let bound = l.local_addr()?;
+            let server =
+                axum_server::from_tcp_rustls(l, axum_server::tls_rustls::RustlsConfig::from_config(Arc::clone(&tls)))?
+                    .handle(handle.clone());
+            let app = crate::metrics::router(Arc::clone(&state));
+            tokio::spawn(server.serve(app.into_make_service()));
+            tracing::info!(addr = %bound, "metrics listener (GET /metrics)");
+            Some(bound)
+        }
+        None => None,
+    };
+    let app = crate::routes::router(state);
     let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?
         .handle(handle.clone());
     let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
@@ -177,11 +206,53 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     Ok(Running {
         url: public_url,
         addr,
+        metrics_addr,
+        audit: audit_log,
         data_dir: dir.root,
         handle,
         task,
         jobs,
     })
+}
+
+/// Opens the audit sinks, continues the chain where the newest file ends, and starts the audit writer.
+fn start_audit(
+    config: &ServeConfig,
+    dir: &DataDir,
+    hsm: &mut Hsm,
+) -> anyhow::Result<Arc<coffer_core::audit::AuditLog>> {
+    use coffer_core::audit::{AuditLog, AuditSink, ChainHead};
+    let mut sinks: Vec<Box<dyn AuditSink>> = Vec::new();
+    let mut head = ChainHead::genesis();
+    if config.audit.file.enabled {
+        let (sink, h) = crate::audit_sinks::file::FileSink::open(&config.audit.file, &dir.root)?;
+        head = h;
+        hsm.set_audit_reader(Arc::new(crate::audit_sinks::file::FileAuditReader::new(
+            sink.dir().to_path_buf(),
+        )));
+        tracing::info!(dir = %sink.dir().display(), next_seq = head.next_seq, "audit file sink");
+        sinks.push(Box::new(sink));
+    }
+    if config.audit.stdout {
+        sinks.push(Box::new(crate::audit_sinks::stdout::StdoutSink));
+    }
+    if let Some(syslog) = &config.audit.syslog {
+        sinks.push(Box::new(crate::audit_sinks::syslog::SyslogSink::new(syslog)?));
+    }
+    if sinks.is_empty() {
+        tracing::warn!("no audit sink is configured: requests are not recorded");
+    }
+    if !config.audit.fail_closed {
+        tracing::warn!("auditing is fail-open: requests are served even when they cannot be recorded");
+    }
+    let log = Arc::new(AuditLog::start(
+        sinks,
+        head,
+        hsm.audit_mac_key(),
+        config.audit.fail_closed,
+    )?);
+    hsm.set_audit_log(Arc::clone(&log));
+    Ok(log)
 }
 
 /// The background jobs (purge of expired deleted keys, scheduled rotation), every `interval` seconds.

@@ -12,4 +12,6 @@ pub struct AppState {
     /// The challenge resource.
     pub resource: String,
     pub max_body_bytes: usize,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

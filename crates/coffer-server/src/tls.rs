@@ -54,6 +54,13 @@ pub fn certificate(config: &ServeConfig, dir: &DataDir) -> anyhow::Result<(Strin
     Ok((format!("{}{}", leaf.cert_pem, ca.cert_pem), leaf.key_pem))
 }
 
+/// The expiry (Unix seconds) of the first certificate in a PEM chain.
+pub fn not_after(cert_pem: &str) -> Option<i64> {
+    let der = rustls_pemfile::certs(&mut cert_pem.as_bytes()).next()?.ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
 /// A rustls server configuration for the PEM certificate chain and key.
 pub fn server_config(cert_pem: &str, key_pem: &SecretBytes) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_bytes())

@@ -8,6 +8,7 @@ const SQLITE: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_jit_conditional_access.sql")),
     (4, include_str!("../migrations/sqlite/0004_security_domain.sql")),
     (5, include_str!("../migrations/sqlite/0005_rotation_settings.sql")),
+    (6, include_str!("../migrations/sqlite/0006_meta.sql")),
 ];
 
 pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<(), sqlx::Error> {

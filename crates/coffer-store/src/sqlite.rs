@@ -263,6 +263,42 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn meta(&self, name: &str) -> Result<Option<String>, Error> {
+        let row = sqlx::query("SELECT value FROM meta WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(storage)?;
+        row.map(|r| r.try_get("value").map_err(storage)).transpose()
+    }
+
+    async fn put_meta(&self, name: &str, value: &str, now: i64) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO meta (name, value, updated) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    async fn key_counts(&self) -> Result<Vec<(String, i64)>, Error> {
+        let rows = sqlx::query(
+            "SELECT v.kty AS kty, COUNT(*) AS n FROM keys k JOIN key_versions v ON v.seq = k.latest_seq \
+             WHERE k.deleted_date IS NULL GROUP BY v.kty ORDER BY v.kty",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(storage)?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("kty").map_err(storage)?, r.try_get("n").map_err(storage)?)))
+            .collect()
+    }
+
     async fn enable_purge_protection(&self) -> Result<(), Error> {
         sqlx::query("UPDATE instance SET purge_protection = 1 WHERE id = 1")
             .execute(&self.writer)

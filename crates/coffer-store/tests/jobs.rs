@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use coffer_core::audit::{AuditLog, AuditSink, ChainHead, ChainedRecord};
 use coffer_core::clock::FixedClock;
 use coffer_core::hsm::HsmConfig;
 use coffer_core::identity::TokenRequest;
@@ -25,7 +26,7 @@ async fn hsm(
     clock: Arc<FixedClock>,
     retention: i64,
     purge_protection: bool,
-) -> (Hsm, Principal) {
+) -> (Hsm, Principal, Captured) {
     let store = SqliteStore::open(&dir.join("coffer.db")).await.unwrap();
     let seal = Arc::new(KeySealProvider::new(SecretBytes::new(vec![7u8; 32])).unwrap());
     let config = HsmConfig {
@@ -35,6 +36,7 @@ async fn hsm(
         key_cache_capacity: 100,
         external_issuers: Vec::new(),
         separation_of_duties: coffer_core::rbac::SeparationOfDuties::Off,
+        audit_resource_id: None,
     };
     let create = CreateOptions {
         instance_name: "t".into(),
@@ -44,9 +46,18 @@ async fn hsm(
         administrators: Vec::new(),
         recovery: false,
     };
-    let (hsm, creds) = Hsm::open_or_create(Arc::new(store), clock, seal, config, &create)
+    let (mut hsm, creds) = Hsm::open_or_create(Arc::new(store), clock, seal, config, &create)
         .await
         .unwrap();
+    let captured = Captured::default();
+    let log = AuditLog::start(
+        vec![Box::new(MemorySink(Arc::clone(&captured.0)))],
+        ChainHead::genesis(),
+        hsm.audit_mac_key(),
+        true,
+    )
+    .unwrap();
+    hsm.set_audit_log(Arc::new(log));
     let creds = creds.unwrap();
     let token = hsm
         .issue_token(
@@ -75,7 +86,36 @@ async fn hsm(
         .await
         .unwrap();
     }
-    (hsm, admin)
+    (hsm, admin, captured)
+}
+
+/// Audit lines written by the jobs (an in-memory sink).
+#[derive(Default, Clone)]
+struct Captured(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl Captured {
+    /// Records of one operation, parsed.
+    fn records(&self, operation: &str) -> Vec<serde_json::Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_slice::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["operationName"] == operation)
+            .collect()
+    }
+}
+
+struct MemorySink(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl AuditSink for MemorySink {
+    fn name(&self) -> &str {
+        "memory"
+    }
+    fn write(&mut self, batch: &[ChainedRecord]) -> std::io::Result<()> {
+        self.0.lock().unwrap().extend(batch.iter().map(|r| r.line.clone()));
+        Ok(())
+    }
 }
 
 fn ec(name: &str) -> CreateKeyRequest {
@@ -93,7 +133,7 @@ fn ec(name: &str) -> CreateKeyRequest {
 async fn deleted_keys_are_purged_when_retention_ends() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FixedClock(AtomicI64::new(T0)));
-    let (hsm, p) = hsm(dir.path(), Arc::clone(&clock), 7, true).await;
+    let (hsm, p, audit) = hsm(dir.path(), Arc::clone(&clock), 7, true).await;
     hsm.create_key(&p, ec("a")).await.unwrap();
     hsm.create_key(&p, ec("b")).await.unwrap();
     hsm.delete_key(&p, "a").await.unwrap();
@@ -118,13 +158,23 @@ async fn deleted_keys_are_purged_when_retention_ends() {
     assert_eq!(hsm.purge_expired().await.unwrap(), vec!["b".to_string()]);
     // The name is free again.
     hsm.create_key(&p, ec("a")).await.unwrap();
+    // Each purge by the job is in the audit log, as the service itself, with the deleted key's id.
+    let purges = audit.records("KeyPurge");
+    assert_eq!(purges.len(), 2, "{purges:?}");
+    assert_eq!(purges[0]["properties"]["id"], "https://127.0.0.1:1/deletedkeys/a");
+    assert_eq!(purges[1]["properties"]["id"], "https://127.0.0.1:1/deletedkeys/b");
+    for r in &purges {
+        assert_eq!(r["identity"]["claim"]["appid"], "coffer-background-jobs");
+        assert_eq!(r["resultSignature"], "OK");
+        assert_eq!(r["category"], "AuditEvent");
+    }
 }
 
 #[tokio::test]
 async fn keys_rotate_when_due_and_not_before() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FixedClock(AtomicI64::new(T0)));
-    let (hsm, p) = hsm(dir.path(), Arc::clone(&clock), 90, false).await;
+    let (hsm, p, audit) = hsm(dir.path(), Arc::clone(&clock), 90, false).await;
     let v1 = hsm.create_key(&p, ec("r")).await.unwrap();
     let policy = RotationPolicyRequest {
         actions: vec![("Rotate".into(), Some("P30D".into()), None)],
@@ -151,4 +201,12 @@ async fn keys_rotate_when_due_and_not_before() {
     hsm.update_key(&p, "r", None, disable).await.unwrap();
     clock.0.store(T0 + 200 * DAY, Ordering::SeqCst);
     assert!(hsm.rotate_due().await.unwrap().rotated.is_empty());
+    // Two scheduled rotations, two KeyRotateIfDue records naming the new versions.
+    let rotations = audit.records("KeyRotateIfDue");
+    assert_eq!(rotations.len(), 2, "{rotations:?}");
+    assert_eq!(
+        rotations[0]["properties"]["id"],
+        format!("https://127.0.0.1:1/keys/r/{}", v2.version.as_str())
+    );
+    assert_eq!(rotations[0]["properties"]["details"]["keyProperties"]["curve"], "P-256");
 }

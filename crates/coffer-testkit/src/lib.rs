@@ -47,6 +47,8 @@ pub struct TestServerBuilder {
     provisioned: bool,
     recovery: bool,
     issuers: Vec<coffer_server::config::IssuerConfig>,
+    audit: Option<coffer_server::config::AuditConfig>,
+    metrics: Option<std::net::SocketAddr>,
 }
 
 impl TestServerBuilder {
@@ -88,6 +90,16 @@ impl TestServerBuilder {
         self.issuers.push(issuer);
         self
     }
+    /// Audit settings (default: the file sink in `<data-dir>/audit`, fail-closed).
+    pub fn audit(mut self, audit: coffer_server::config::AuditConfig) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+    /// Serve `/metrics` on a separate listener at `addr` (port 0 picks one; see `TestServer::metrics_url`).
+    pub fn metrics(mut self, addr: std::net::SocketAddr) -> Self {
+        self.metrics = Some(addr);
+        self
+    }
     /// Use an existing data directory (e.g. to open an instance created earlier).
     pub fn data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = Some(dir);
@@ -106,6 +118,8 @@ impl TestServerBuilder {
             purge_protection: self.purge_protection,
             issuers: self.issuers.clone(),
             separation_of_duties: self.sod.clone().unwrap_or_else(|| "warn".into()),
+            audit: self.audit.clone().unwrap_or_default(),
+            metrics: coffer_server::config::MetricsConfig { listen: self.metrics },
             ..ServeConfig::default()
         };
         let running = coffer_server::start(config.clone()).await?;
@@ -169,6 +183,17 @@ impl TestServer {
     /// The JWKS URL of this instance's token service.
     pub fn jwks_url(&self) -> String {
         format!("{}/{}/discovery/v2.0/keys", self.url(), self.cred("tenant_id"))
+    }
+
+    /// `https://127.0.0.1:{port}/metrics` of the metrics listener, when one was asked for.
+    pub fn metrics_url(&self) -> Option<String> {
+        let addr = self.running.as_ref()?.metrics_addr?;
+        Some(format!("https://127.0.0.1:{}/metrics", addr.port()))
+    }
+
+    /// The audit file sink's directory (the default one under the data directory).
+    pub fn audit_dir(&self) -> PathBuf {
+        self.data_dir().join("audit")
     }
 
     /// The data directory.

@@ -274,7 +274,9 @@ def test_builtin_role_definitions_listed(admin_ac):
         assert d.assignable_scopes == ["/"], (role_name, d.assignable_scopes)
         assert len(d.permissions) == 1, (role_name, [vars(p) for p in d.permissions])
         p = d.permissions[0]
-        assert p.data_actions == [MHSM + a for a in actions], f"{role_name}: dataActions {p.data_actions}"
+        # Coffer's one addition to a Managed HSM role: the Crypto Auditor also reads the audit log.
+        extra = ["Coffer/audit/read/action"] if guid == CRYPTO_AUDITOR else []
+        assert p.data_actions == [MHSM + a for a in actions] + extra, f"{role_name}: dataActions {p.data_actions}"
         assert p.actions == [] and p.not_actions == [] and p.not_data_actions == [], (role_name, vars(p))
     # the Coffer identity administrator role sits beside them
     ident = by_name.get(IDENTITY_ADMINISTRATOR)

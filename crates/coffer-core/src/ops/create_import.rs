@@ -188,6 +188,7 @@ impl Hsm {
         self.cache
             .insert(record.name.as_str(), record.version.as_str(), Arc::new(key));
         tracing::info!(key = %record.name, version = record.version.as_str(), kty = key_type.kty(), "key version created");
+        crate::audit::context::key_result(&record);
         Ok(record)
     }
 }

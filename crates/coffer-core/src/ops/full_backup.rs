@@ -178,6 +178,9 @@ fn stamp(ts: i64) -> String {
     )
 }
 
+/// The `meta` entry holding the time of the last successful full backup.
+const LAST_BACKUP_SUCCESS: &str = "last_backup_success";
+
 impl Hsm {
     fn storage(&self) -> Result<Arc<dyn crate::backup_storage::BackupStorage>, Error> {
         self.backup_storage
@@ -236,6 +239,43 @@ impl Hsm {
         self.job_running.store(false, Ordering::SeqCst);
     }
 
+    /// After a job ended: remembers the time of a successful full backup (for metrics and the posture report)
+    /// and writes the job's outcome to the audit log (`BackupComplete`, `RestoreComplete`, …; Coffer's names).
+    async fn after_job(&self, id: &str) {
+        let job = match self.jobs.lock() {
+            Ok(jobs) => jobs.get(id).cloned(),
+            Err(_) => None,
+        };
+        let Some(job) = job else { return };
+        let ok = job.status == "Succeeded";
+        if ok && job.kind == JobKind::Backup {
+            let now = self.clock.now();
+            if let Err(e) = self.store.put_meta(LAST_BACKUP_SUCCESS, &now.to_string(), now).await {
+                tracing::warn!(error = %e, "could not record the time of the successful backup");
+            }
+        }
+        let name = match job.kind {
+            JobKind::Backup => "BackupComplete",
+            JobKind::PreBackup => "PreBackupComplete",
+            JobKind::PreRestore => "PreRestoreComplete",
+            JobKind::Restore => "RestoreComplete",
+            JobKind::SelectiveRestore => "SelectiveKeyRestoreComplete",
+        };
+        let details = serde_json::json!({
+            "jobId": job.job_id,
+            "status": job.status,
+            "statusDetails": job.status_details,
+            "folderUri": job.container_uri,
+        });
+        self.audit_internal(name, self.config.public_url.clone(), details, ok)
+            .await;
+    }
+
+    /// Unix time of the last successful full backup, if any.
+    pub async fn last_successful_backup(&self) -> Result<Option<i64>, Error> {
+        Ok(self.store.meta(LAST_BACKUP_SUCCESS).await?.and_then(|v| v.parse().ok()))
+    }
+
     /// Status of a job (`GET /backup/{id}/pending`, `GET /restore/{id}/pending`).
     pub async fn job_status(&self, caller: &Principal, id: &str, restore: bool) -> Result<JobStatus, Error> {
         let action = if restore {
@@ -288,6 +328,7 @@ impl Hsm {
                 hsm.write_backup(storage.as_ref(), &location).await
             };
             hsm.finish_job(&id, result);
+            hsm.after_job(&id).await;
         });
         Ok(job)
     }
@@ -498,6 +539,7 @@ impl Hsm {
         tokio::spawn(async move {
             let result = hsm.run_restore(storage.as_ref(), &location, check_only).await;
             hsm.finish_job(&id, result.map(|()| None));
+            hsm.after_job(&id).await;
         });
         Ok(job)
     }
@@ -588,6 +630,7 @@ impl Hsm {
             }
             .await;
             hsm.finish_job(&id, result.map(|()| None));
+            hsm.after_job(&id).await;
         });
         Ok(job)
     }

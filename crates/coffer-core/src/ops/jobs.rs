@@ -25,6 +25,13 @@ impl Hsm {
             if self.store.purge(&name).await? {
                 self.cache.invalidate(name.as_str());
                 tracing::info!(key = %name, "retention ended: deleted key purged");
+                self.audit_internal(
+                    "KeyPurge",
+                    format!("{}/deletedkeys/{name}", self.config.public_url),
+                    serde_json::json!({"reason": "soft-delete retention ended"}),
+                    true,
+                )
+                .await;
                 purged.push(name.to_string());
             }
         }
@@ -56,10 +63,24 @@ impl Hsm {
             match self.rotate_now(current, &policy).await {
                 Ok(rec) => {
                     tracing::info!(key = %name, version = rec.version.as_str(), "KeyRotateIfDue: key rotated");
+                    self.audit_internal(
+                        "KeyRotateIfDue",
+                        format!("{}/keys/{name}/{}", self.config.public_url, rec.version.as_str()),
+                        serde_json::json!({"reason": "rotation policy", "keyProperties": crate::audit::context::key_properties(&rec)}),
+                        true,
+                    )
+                    .await;
                     report.rotated.push(name.to_string());
                 }
                 Err(e) => {
                     tracing::warn!(key = %name, error = %e, "KeyRotateIfDue: rotation failed");
+                    self.audit_internal(
+                        "KeyRotateIfDue",
+                        format!("{}/keys/{name}", self.config.public_url),
+                        serde_json::json!({"reason": "rotation policy", "error": e.to_string()}),
+                        false,
+                    )
+                    .await;
                     report.failed.push(name.to_string());
                 }
             }

@@ -34,10 +34,13 @@ impl Hsm {
             None | Some("") => None,
             Some(v) => Some(KeyVersion::parse(v).ok_or_else(|| not_found(&format!("{name}/{v}")))?),
         };
-        self.store
+        let rec = self
+            .store
             .key_version(name, version.as_ref())
             .await?
-            .ok_or_else(|| not_found(name.as_str()))
+            .ok_or_else(|| not_found(name.as_str()))?;
+        crate::audit::context::key(&rec);
+        Ok(rec)
     }
 
     /// GetKey.

@@ -162,6 +162,7 @@ impl Hsm {
             .ok_or_else(|| bad("Set a rotation policy on the key before rotating it."))?;
         let rec = self.rotate_now(current, &policy).await?;
         tracing::info!(key = %rec.name, version = rec.version.as_str(), "key rotated on demand");
+        crate::audit::context::key_result(&rec);
         Ok(rec)
     }
 

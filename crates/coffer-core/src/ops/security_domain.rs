@@ -224,6 +224,10 @@ impl Hsm {
     }
 
     fn swap_domain(&self, keys: DerivedKeys, sealed_ds: Vec<u8>, token_key: Arc<TokenSigningKey>) {
+        if let Some(log) = &self.audit {
+            // Records from now on are MAC'd under the recovered domain's key (their `kid` changes).
+            log.set_mac_key(keys.audit_mac_key());
+        }
         if let Ok(mut k) = self.keys.write() {
             *k = Arc::new(keys);
         }

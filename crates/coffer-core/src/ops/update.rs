@@ -57,6 +57,7 @@ impl Hsm {
         check_times(&rec.attributes)?;
         rec.attributes.updated = self.clock.now();
         self.store.update_version(&rec).await?;
+        crate::audit::context::key_result(&rec);
         Ok(rec)
     }
 }

@@ -127,6 +127,8 @@ pub fn all() -> Vec<RoleDefinition> {
                 D::RoleDefinitionsRead,
                 D::KeysRead,
                 D::KeysDeletedRead,
+                // Coffer's addition: auditors read the audit log (GET /coffer/v1/audit).
+                D::AuditRead,
             ],
         ),
         role(

@@ -191,8 +191,65 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
                 "separationOfDutiesConflicts": r.separation_of_duties_conflicts,
             })))
         }
+        ["audit"] if m == Method::GET => audit_query(ctx).await,
         _ => Err(ApiError::not_found_route()),
     }
+}
+
+/// A time filter: RFC 3339 UTC (`2026-11-22T08:00:00Z`) or Unix seconds.
+fn time_param(ctx: &Ctx<'_>, name: &str) -> Result<Option<i64>, ApiError> {
+    match ctx.query.get(name) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .or_else(|| coffer_core::audit::record::parse_time(v))
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_parameter(format!(
+                    "'{name}' must be a UTC time like 2026-11-22T08:00:00Z or Unix seconds."
+                ))
+            }),
+    }
+}
+
+/// `GET /coffer/v1/audit?from=&to=&operation=&principal=&result=&maxresults=&$skiptoken=`.
+async fn audit_query(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let after_seq = match ctx.marker()? {
+        Some(m) => Some(
+            m.parse::<u64>()
+                .map_err(|_| ApiError::bad_parameter("invalid $skiptoken"))?,
+        ),
+        None => None,
+    };
+    let max = ctx.query.maxresults()?.unwrap_or(100);
+    if !(1..=1000).contains(&max) {
+        return Err(ApiError::bad_parameter("maxresults must be between 1 and 1000."));
+    }
+    let q = coffer_core::audit::query::AuditQuery {
+        from: time_param(ctx, "from")?,
+        to: time_param(ctx, "to")?,
+        operation: ctx.query.get("operation").filter(|s| !s.is_empty()).map(str::to_string),
+        principal: ctx.query.get("principal").filter(|s| !s.is_empty()).map(str::to_string),
+        result: ctx.query.get("result").filter(|s| !s.is_empty()).map(str::to_string),
+        max: usize::try_from(max).unwrap_or(100),
+        after_seq,
+    };
+    let page = ctx.app.hsm.query_audit(&ctx.principal, q).await?;
+    let mut body = json!({ "value": page.records });
+    if let Some(next) = page.next_after {
+        // Keep the filters in the link.
+        let mut qs = url::form_urlencoded::Serializer::new(String::new());
+        qs.append_pair("api-version", &ctx.api_version);
+        for k in ["from", "to", "operation", "principal", "result", "maxresults"] {
+            if let Some(v) = ctx.query.get(k) {
+                qs.append_pair(k, v);
+            }
+        }
+        qs.append_pair("$skiptoken", &crate::convert::enc(next.to_string().as_bytes()));
+        body["nextLink"] = json!(format!("{}/coffer/v1/audit?{}", ctx.app.public_url, qs.finish()));
+    }
+    Ok(ok_json(&body))
 }
 
 #[derive(Deserialize)]

@@ -139,16 +139,100 @@ pub fn json_response<T: Serialize>(status: StatusCode, v: &T) -> Response {
     r
 }
 
+/// What the pipeline learned about a request, for its audit record.
+#[derive(Debug, Default)]
+pub(crate) struct RequestInfo {
+    /// The authenticated caller.
+    pub principal: Option<Principal>,
+    /// The accepted api-version.
+    pub api_version: Option<String>,
+    /// The request went to the token service (`/{tenant}/…`, `/adfs/…`).
+    pub token_service: bool,
+    /// The request had no valid bearer token (401 challenge).
+    pub unauthenticated: bool,
+    /// Token requests: the `client_id` asked for (not secret).
+    pub token_client_id: Option<String>,
+}
+
 async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = handle(&app, req).await;
+    if path == "/healthz" {
+        return finish_headers(
+            ok_json(&serde_json::json!({"status": "ok"})),
+            &request_id,
+            None,
+            started,
+        );
+    }
+    let correlation = req
+        .headers()
+        .get("x-ms-client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string);
+    let seen = crate::request_audit::Seen::of(&req);
+    let notes = coffer_core::audit::context::SharedNotes::default();
+    let mut info = RequestInfo::default();
+    let audit = app.hsm.audit_log().cloned();
+    let ready = match &audit {
+        Some(log) => log.ensure_ready().await,
+        None => true,
+    };
+    let (mut resp, refused) = if ready {
+        let r = coffer_core::audit::context::scope(notes.clone(), handle(&app, req, &mut info)).await;
+        (r, false)
+    } else {
+        (crate::request_audit::audit_unavailable(), true)
+    };
+    let status = resp.status().as_u16();
+    let record = crate::request_audit::build(
+        &app,
+        &seen,
+        &info,
+        &notes,
+        &resp,
+        correlation.as_deref().unwrap_or(&request_id),
+        started.elapsed(),
+    );
+    crate::request_audit::observe(&app, &record, &info, &notes, status, started.elapsed());
+    if let Some(log) = &audit {
+        if refused {
+            log.record_detached(&record);
+        } else if !log.record(&record).await {
+            tracing::error!(
+                operation = record.operation_name,
+                correlation_id = record.correlation_id,
+                "the audit record of a request could not be written: answering 503 (fail-closed)"
+            );
+            resp = crate::request_audit::audit_unavailable();
+        }
+    }
     let status = resp.status();
+    let resp = finish_headers(resp, &request_id, correlation.as_deref(), started);
+    tracing::info!(
+        request_id,
+        method = %method,
+        path,
+        status = status.as_u16(),
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "request"
+    );
+    resp
+}
+
+/// Headers every response carries.
+fn finish_headers(mut resp: Response, request_id: &str, correlation: Option<&str>, started: Instant) -> Response {
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-ms-request-id", v);
+    }
+    if let Some(c) = correlation
+        && let Ok(v) = HeaderValue::from_str(c)
+    {
+        h.insert("x-ms-client-request-id", v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(
@@ -164,18 +248,10 @@ async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
     if let Ok(v) = HeaderValue::from_str(&started.elapsed().as_millis().to_string()) {
         h.insert("x-ms-server-latency", v);
     }
-    tracing::info!(
-        request_id,
-        method = %method,
-        path,
-        status = status.as_u16(),
-        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "request"
-    );
     resp
 }
 
-async fn handle(app: &AppState, req: Request) -> Response {
+async fn handle(app: &AppState, req: Request, info: &mut RequestInfo) -> Response {
     let client_ip = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -184,28 +260,34 @@ async fn handle(app: &AppState, req: Request) -> Response {
     let path = parts.uri.path().to_string();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let first = segs.first().copied().unwrap_or("");
-    if path == "/healthz" {
-        return ok_json(&serde_json::json!({"status": "ok"}));
-    }
     if first == app.hsm.tenant_id() || first.eq_ignore_ascii_case("adfs") {
+        info.token_service = true;
         let body = match read_body(app, &parts.headers, body).await {
             Ok(b) => b,
             Err(e) => return e.into_response(),
         };
+        info.token_client_id = url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "client_id")
+            .map(|(_, v)| v.chars().take(128).collect());
         return match token::handle(app, &parts.method, &segs, &body).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
     }
     let Some(mut principal) = authenticate(app, &parts.headers).await else {
+        info.unauthenticated = true;
         return challenge(app);
     };
     principal.client_ip = client_ip;
+    info.principal = Some(principal.clone());
     let query = Query::parse(parts.uri.query());
     // Long-running-operation status URLs are polled verbatim, without api-version.
     let is_status_poll = parts.method == Method::GET && path.trim_end_matches('/').ends_with("/pending");
     let api_version = match query.get("api-version") {
-        Some(v) if API_VERSIONS.contains(&v) => v.to_string(),
+        Some(v) if API_VERSIONS.contains(&v) => {
+            info.api_version = Some(v.to_string());
+            v.to_string()
+        }
         None if is_status_poll => "2025-07-01".to_string(),
         Some(v) => {
             return ApiError::bad_parameter(format!(

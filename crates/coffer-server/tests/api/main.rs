@@ -2,9 +2,11 @@
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     reason = "test helpers outside #[test] functions may panic"
 )]
 mod access;
+mod audit;
 mod auth;
 mod errors;
 mod full_backup;

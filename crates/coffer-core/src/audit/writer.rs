@@ -1,0 +1,366 @@
+//! The audit writer: requests hand their record to one thread, which chains records in arrival order, writes
+//! each batch to every sink, and tells each request whether its record was written (group commit: one write and
+//! one fsync per batch, however many requests are waiting).
+//!
+//! Fail-closed rule: a batch counts as recorded when at least one sink wrote it. When no sink could, the
+//! records stay queued (unchained, so the chain has no hole), the log is marked unhealthy, and every waiting
+//! request is told "not recorded". The queue is retried on the next record, on [`AuditLog::ensure_ready`] and
+//! once a second.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use coffer_crypto::SecretBytes;
+
+use super::chain::{ChainHead, chain_line};
+use super::record::AuditRecord;
+
+/// One chained record as the sinks receive it.
+#[derive(Debug, Clone)]
+pub struct ChainedRecord {
+    /// Position in the chain (0-based, gapless).
+    pub seq: u64,
+    /// The record's `time` (RFC 3339 UTC, 7 fractional digits).
+    pub time: String,
+    /// The record's `level` (`Informational`, `Warning`, `Error`).
+    pub level: String,
+    /// The complete JSON line, without the trailing newline.
+    pub line: Vec<u8>,
+}
+
+/// Where audit records go. Implementations do blocking I/O; they run on the audit writer thread only.
+pub trait AuditSink: Send {
+    /// A short name for metrics and messages (`file`, `stdout`, `syslog`).
+    fn name(&self) -> &str;
+    /// Writes a batch in order. `Ok` means every record of the batch was handed over as durably as the sink
+    /// promises (the file sink: written, and fsynced when its policy says so). On `Err` the sink must not leave
+    /// a partial record behind where it can (the file sink truncates back).
+    fn write(&mut self, batch: &[ChainedRecord]) -> std::io::Result<()>;
+    /// Periodic work (about once a second): time-based rotation, retention, interval fsync, reconnects.
+    fn tick(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct AuditStats {
+    /// Records written by at least one sink.
+    pub records: AtomicU64,
+    /// Records given up (the queue of unwritten records overflowed).
+    pub dropped: AtomicU64,
+    /// Failed writes per sink name.
+    pub sink_errors: Mutex<HashMap<String, u64>>,
+}
+
+impl AuditStats {
+    /// Failed writes per sink name.
+    pub fn sink_errors(&self) -> Vec<(String, u64)> {
+        match self.sink_errors.lock() {
+            Ok(m) => m.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            Err(p) => p.into_inner().iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+    fn sink_error(&self, name: &str) {
+        let mut m = match self.sink_errors.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        *m.entry(name.to_string()).or_insert(0) += 1;
+    }
+}
+
+/// Most records kept in memory while no sink can write them.
+const MAX_QUEUED: usize = 100_000;
+/// Most records written in one batch.
+const MAX_BATCH: usize = 1024;
+
+enum Cmd {
+    Record(Pending),
+    Flush(tokio::sync::oneshot::Sender<bool>),
+    SetKey(SecretBytes),
+}
+
+struct Pending {
+    body: Vec<u8>,
+    time: String,
+    level: String,
+    ack: Option<tokio::sync::oneshot::Sender<bool>>,
+}
+
+/// The audit log: a handle to the writer thread.
+pub struct AuditLog {
+    tx: Mutex<Option<mpsc::Sender<Cmd>>>,
+    healthy: Arc<AtomicBool>,
+    stats: Arc<AuditStats>,
+    fail_closed: bool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    sink_names: Vec<String>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("sinks", &self.sink_names)
+            .field("fail_closed", &self.fail_closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer thread. `head` continues an existing chain (from the newest file), `mac_key` is derived
+    /// from the domain secret.
+    pub fn start(
+        sinks: Vec<Box<dyn AuditSink>>,
+        head: ChainHead,
+        mac_key: SecretBytes,
+        fail_closed: bool,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let stats = Arc::new(AuditStats::default());
+        let sink_names = sinks.iter().map(|s| s.name().to_string()).collect();
+        let mut w = Writer {
+            sinks,
+            head,
+            key: mac_key,
+            queue: Vec::new(),
+            healthy: Arc::clone(&healthy),
+            stats: Arc::clone(&stats),
+        };
+        let thread = std::thread::Builder::new()
+            .name("coffer-audit".into())
+            .spawn(move || w.run(&rx))?;
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            healthy,
+            stats,
+            fail_closed,
+            thread: Mutex::new(Some(thread)),
+            sink_names,
+        })
+    }
+
+    fn send(&self, cmd: Cmd) -> bool {
+        let guard = match self.tx.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        guard.as_ref().is_some_and(|tx| tx.send(cmd).is_ok())
+    }
+
+    /// Records `rec` and waits until a sink wrote it. Returns whether the caller may answer normally: `true`
+    /// when it was recorded, or when auditing is fail-open.
+    pub async fn record(&self, rec: &AuditRecord) -> bool {
+        let body = match serde_json::to_vec(rec) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "audit record could not be serialized");
+                return !self.fail_closed;
+            }
+        };
+        let (ack, done) = tokio::sync::oneshot::channel();
+        let sent = self.send(Cmd::Record(Pending {
+            body,
+            time: rec.time.clone(),
+            level: rec.level.clone(),
+            ack: Some(ack),
+        }));
+        let ok = sent && done.await.unwrap_or(false);
+        ok || !self.fail_closed
+    }
+
+    /// Records `rec` without waiting (for records of requests that are refused anyway).
+    pub fn record_detached(&self, rec: &AuditRecord) {
+        if let Ok(body) = serde_json::to_vec(rec) {
+            self.send(Cmd::Record(Pending {
+                body,
+                time: rec.time.clone(),
+                level: rec.level.clone(),
+                ack: None,
+            }));
+        }
+    }
+
+    /// Whether a request may run: the log is healthy, or a retry of the queued records just succeeded, or
+    /// auditing is fail-open.
+    pub async fn ensure_ready(&self) -> bool {
+        if !self.fail_closed || self.healthy.load(Ordering::SeqCst) {
+            return true;
+        }
+        let (ack, done) = tokio::sync::oneshot::channel();
+        self.send(Cmd::Flush(ack)) && done.await.unwrap_or(false)
+    }
+
+    /// Whether the last write reached a sink.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+
+    /// Whether requests are refused when they cannot be recorded.
+    pub fn fail_closed(&self) -> bool {
+        self.fail_closed
+    }
+
+    /// The configured sinks' names.
+    pub fn sink_names(&self) -> &[String] {
+        &self.sink_names
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &AuditStats {
+        &self.stats
+    }
+
+    /// Switches the MAC key (after the domain secret changed).
+    pub fn set_mac_key(&self, key: SecretBytes) {
+        self.send(Cmd::SetKey(key));
+    }
+
+    /// Writes what is queued and stops the writer thread.
+    pub fn shutdown(&self) {
+        let tx = match self.tx.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        drop(tx);
+        let thread = match self.thread.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(t) = thread
+            && t.join().is_err()
+        {
+            tracing::error!("the audit writer thread panicked");
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Writer {
+    sinks: Vec<Box<dyn AuditSink>>,
+    head: ChainHead,
+    key: SecretBytes,
+    queue: Vec<Pending>,
+    healthy: Arc<AtomicBool>,
+    stats: Arc<AuditStats>,
+}
+
+impl Writer {
+    fn run(&mut self, rx: &mpsc::Receiver<Cmd>) {
+        let mut flush_acks = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(cmd) => {
+                    self.take(cmd, &mut flush_acks);
+                    while self.queue.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(cmd) => self.take(cmd, &mut flush_acks),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    for s in &mut self.sinks {
+                        if let Err(e) = s.tick() {
+                            tracing::warn!(sink = s.name(), error = %e, "audit sink maintenance failed");
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.write_queue();
+                    if !self.queue.is_empty() {
+                        tracing::error!(
+                            records = self.queue.len(),
+                            "audit records could not be written before shutdown"
+                        );
+                    }
+                    return;
+                }
+            }
+            let ok = self.write_queue();
+            for ack in flush_acks.drain(..) {
+                let _ = ack.send(ok);
+            }
+        }
+    }
+
+    fn take(&mut self, cmd: Cmd, flush_acks: &mut Vec<tokio::sync::oneshot::Sender<bool>>) {
+        match cmd {
+            Cmd::Record(p) => {
+                if self.queue.len() >= MAX_QUEUED {
+                    let mut dropped = self.queue.remove(0);
+                    if let Some(a) = dropped.ack.take() {
+                        let _ = a.send(false);
+                    }
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                self.queue.push(p);
+            }
+            Cmd::Flush(ack) => flush_acks.push(ack),
+            Cmd::SetKey(k) => self.key = k,
+        }
+    }
+
+    /// Writes the queue; returns whether the log is healthy afterwards.
+    fn write_queue(&mut self) -> bool {
+        if self.queue.is_empty() {
+            return self.healthy.load(Ordering::SeqCst);
+        }
+        let mut head = self.head.clone();
+        let batch: Vec<ChainedRecord> = self
+            .queue
+            .iter()
+            .map(|p| {
+                let (line, next) = chain_line(&head, &self.key, &p.body);
+                let rec = ChainedRecord {
+                    seq: head.next_seq,
+                    time: p.time.clone(),
+                    level: p.level.clone(),
+                    line,
+                };
+                head = next;
+                rec
+            })
+            .collect();
+        let mut any = false;
+        for s in &mut self.sinks {
+            match s.write(&batch) {
+                Ok(()) => any = true,
+                Err(e) => {
+                    self.stats.sink_error(s.name());
+                    tracing::error!(sink = s.name(), error = %e, "audit sink write failed");
+                }
+            }
+        }
+        if any {
+            self.head = head;
+            self.stats.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for mut p in self.queue.drain(..) {
+                if let Some(a) = p.ack.take() {
+                    let _ = a.send(true);
+                }
+            }
+        } else {
+            for p in &mut self.queue {
+                if let Some(a) = p.ack.take() {
+                    let _ = a.send(false);
+                }
+            }
+        }
+        if self.healthy.swap(any, Ordering::SeqCst) != any {
+            if any {
+                tracing::warn!("audit log recovered: records are written again");
+            } else {
+                tracing::error!("no audit sink can write: requests are refused until one can (fail-closed)");
+            }
+        }
+        any
+    }
+}

@@ -1,0 +1,193 @@
+//! The audit record of an HTTP request, built by the dispatcher after the response is known from what the
+//! request looked like, what the pipeline learned (caller, api-version) and what core noted (dataAction, RBAC
+//! decision, key facts). Request and response bodies never go in.
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use coffer_core::audit::AuditRecord;
+use coffer_core::audit::context::SharedNotes;
+use coffer_core::audit::operations::operation_name;
+use coffer_core::audit::record::reason_phrase;
+
+use crate::error::{ApiError, ErrorMessage};
+use crate::routes::RequestInfo;
+use crate::state::AppState;
+
+/// What the request looked like on arrival.
+#[derive(Debug)]
+pub(crate) struct Seen {
+    method: String,
+    path: String,
+    path_and_query: String,
+    user_agent: Option<String>,
+    client_ip: Option<std::net::IpAddr>,
+}
+
+impl Seen {
+    pub(crate) fn of(req: &Request) -> Self {
+        Self {
+            method: req.method().as_str().to_string(),
+            path: req.uri().path().to_string(),
+            path_and_query: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string()),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(512).collect()),
+            client_ip: req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        }
+    }
+}
+
+/// 503 when a request cannot be recorded (fail-closed auditing).
+pub(crate) fn audit_unavailable() -> Response {
+    let mut r = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ServiceUnavailable",
+        "The request was not processed because it cannot be recorded in the audit log. Try again later.",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    r
+}
+
+/// The `properties.id` of a request: the key (with version) or deleted key it names, else the HSM.
+fn object_id(base: &str, segs: &[&str]) -> String {
+    const VERBS: &[&str] = &[
+        "create",
+        "backup",
+        "versions",
+        "rotationpolicy",
+        "rotate",
+        "restore",
+        "release",
+    ];
+    match segs {
+        ["keys", name, rest @ ..] if !name.is_empty() && *name != "restore" => match rest.first() {
+            Some(v) if !v.is_empty() && !VERBS.contains(&v.to_ascii_lowercase().as_str()) => {
+                format!("{base}/keys/{name}/{v}")
+            }
+            _ => format!("{base}/keys/{name}"),
+        },
+        ["deletedkeys", name, ..] if !name.is_empty() => format!("{base}/deletedkeys/{name}"),
+        _ => format!("{base}/"),
+    }
+}
+
+/// Builds the record.
+pub(crate) fn build(
+    app: &AppState,
+    seen: &Seen,
+    info: &RequestInfo,
+    notes: &SharedNotes,
+    resp: &Response,
+    correlation_id: &str,
+    elapsed: Duration,
+) -> AuditRecord {
+    let status = resp.status().as_u16();
+    let segs: Vec<&str> = seen.path.trim_start_matches('/').split('/').collect();
+    let op = if info.unauthenticated {
+        "Authentication".to_string()
+    } else {
+        operation_name(&seen.method, &segs, info.token_service)
+    };
+    let mut rec = app.hsm.audit_record(&op);
+    rec.operation_version = info.api_version.clone().unwrap_or_default();
+    rec.result_type = if status >= 500 && status != 503 {
+        "Failure".into()
+    } else {
+        "Success".into()
+    };
+    rec.result_signature = reason_phrase(status).to_string();
+    if status >= 400 {
+        rec.result_description = resp.extensions().get::<ErrorMessage>().map(|m| m.0.clone());
+    }
+    rec.duration_ms = elapsed.as_millis().to_string();
+    rec.caller_ip_address = seen.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    rec.correlation_id = correlation_id.to_string();
+    if let Some(p) = &info.principal {
+        let c = &mut rec.identity.claim;
+        c.oid = Some(p.object_id.clone());
+        c.appid = Some(p.client_id.clone());
+        c.tid = Some(p.tenant_id.clone());
+        c.idtyp = Some("app".into());
+        if p.issuer != app.hsm.issuer() {
+            c.iss = Some(p.issuer.clone());
+        }
+    } else if let Some(client) = &info.token_client_id {
+        rec.identity.claim.appid = Some(client.clone());
+    }
+    let notes = match notes.lock() {
+        Ok(n) => n.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let props = &mut rec.properties;
+    props.id = Some(if info.token_service {
+        format!("{}/{}", app.public_url, app.hsm.tenant_id())
+    } else {
+        object_id(&app.public_url, &segs)
+    });
+    props.client_info = seen.user_agent.clone();
+    props.http_status_code = Some(status);
+    props.request_uri = Some(format!("{}{}", app.public_url, seen.path_and_query));
+    props.is_rbac_authorized = notes.authorized;
+    props.applied_assignment_id = notes.assignment;
+    props.data_action = notes.action.map(|a| a.name().to_string());
+    props.key_properties = notes.key_properties;
+    rec.level = match status {
+        500.. => "Error",
+        401 | 403 => "Warning",
+        _ => "Informational",
+    }
+    .into();
+    rec
+}
+
+/// Updates the request metrics.
+pub(crate) fn observe(
+    app: &AppState,
+    rec: &AuditRecord,
+    info: &RequestInfo,
+    notes: &SharedNotes,
+    status: u16,
+    elapsed: Duration,
+) {
+    app.metrics.observe(&rec.operation_name, status, elapsed);
+    if info.unauthenticated || (info.token_service && matches!(status, 400 | 401)) {
+        app.metrics.authentication_failure();
+    }
+    let denied = match notes.lock() {
+        Ok(n) => n.authorized == Some(false),
+        Err(p) => p.into_inner().authorized == Some(false),
+    };
+    if status == 403 && denied {
+        app.metrics.denial(&rec.operation_name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::object_id;
+
+    #[test]
+    fn object_ids() {
+        let b = "https://h";
+        assert_eq!(object_id(b, &["keys", "k", "create"]), "https://h/keys/k");
+        assert_eq!(object_id(b, &["keys", "k", "abc", "sign"]), "https://h/keys/k/abc");
+        assert_eq!(object_id(b, &["keys", "k"]), "https://h/keys/k");
+        assert_eq!(
+            object_id(b, &["deletedkeys", "k", "recover"]),
+            "https://h/deletedkeys/k"
+        );
+        assert_eq!(object_id(b, &["rng"]), "https://h/");
+    }
+}
