@@ -2,6 +2,7 @@
 //! officer tools; `coffer seal migrate` moves the domain secret between seal providers.
 
 mod audit;
+mod posture;
 mod sd;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
     /// Audit log: verify files offline, query a running server.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The security posture report of a running instance (exit status 1 when a check fails).
+    Posture(posture::PostureArgs),
     /// Seal-provider administration (run with the server stopped).
     #[command(subcommand)]
     Seal(SealCommand),
@@ -174,6 +177,13 @@ fn main() -> anyhow::Result<()> {
     let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
         Command::Sd(cmd) => runtime()?.block_on(sd::run(cmd)),
+        Command::Posture(args) => {
+            let code = runtime()?.block_on(posture::run(args))?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
         Command::Audit(cmd) => {
             let code = runtime()?.block_on(audit::run(cmd))?;
             if code != 0 {

@@ -47,6 +47,9 @@ pub enum Error {
     /// A non-key resource does not exist; `code` is the Azure error code (e.g. `RoleAssignmentNotFound`).
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
+    /// A key policy assignment with the `Deny` effect refuses the operation (HTTP 403 `ForbiddenByPolicy`).
+    #[error("{0}")]
+    PolicyDenied(String),
 }
 
 impl Error {

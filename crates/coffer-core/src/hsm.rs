@@ -58,6 +58,7 @@ pub struct Hsm {
     pub(crate) audit: Option<Arc<crate::audit::AuditLog>>,
     pub(crate) audit_defaults: crate::audit::record::RecordDefaults,
     pub(crate) audit_reader: Option<Arc<dyn crate::audit::query::AuditReader>>,
+    pub(crate) network: RwLock<Arc<crate::network::NetworkAcls>>,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -130,6 +131,9 @@ impl Hsm {
                 audit: None,
                 audit_defaults,
                 audit_reader: None,
+                network: RwLock::new(Arc::new(crate::network::NetworkAcls::parse(
+                    crate::network::NetworkAclsDoc::default(),
+                )?)),
             },
             credentials,
         ))

@@ -14,10 +14,13 @@ pub mod identity;
 pub mod instance;
 pub mod issuers;
 pub mod key;
+pub mod network;
 pub mod ops;
+pub mod policy;
 pub mod principal;
 pub mod rbac;
 pub mod store;
+pub mod throttle;
 
 pub use error::Error;
 pub use hsm::Hsm;

@@ -70,6 +70,11 @@ data_actions! {
     IdentitiesRead => "Coffer/identities/read/action",
     IdentitiesWrite => "Coffer/identities/write/action",
     AuditRead => "Coffer/audit/read/action",
+    PoliciesRead => "Coffer/policies/read/action",
+    PoliciesWrite => "Coffer/policies/write/action",
+    NetworkRead => "Coffer/network/read/action",
+    NetworkWrite => "Coffer/network/write/action",
+    PostureRead => "Coffer/posture/read/action",
 }
 
 impl DataAction {

@@ -115,6 +115,9 @@ pub struct RestoreSet {
     pub principals: Vec<PrincipalRecord>,
     pub groups: Vec<GroupRecord>,
     pub settings: Vec<(String, String)>,
+    /// Key policy assignments: `Some` replaces them all; `None` (a backup made before policies existed) keeps the
+    /// current ones.
+    pub policies: Option<Vec<crate::policy::PolicyAssignment>>,
 }
 
 /// How a new key version is written.
@@ -287,4 +290,18 @@ pub trait Store: Send + Sync + 'static {
     async fn activate(&self, activation: &Activation, assignment: &RoleAssignment) -> Result<(), Error>;
     /// Recorded activations, newest first.
     async fn activations(&self) -> Result<Vec<Activation>, Error>;
+
+    /// Key policy assignments, by name.
+    async fn policy_assignments(&self) -> Result<Vec<crate::policy::PolicyAssignment>, Error>;
+    /// One key policy assignment (names are case-insensitive).
+    async fn policy_assignment(&self, name: &str) -> Result<Option<crate::policy::PolicyAssignment>, Error>;
+    /// Creates or replaces a key policy assignment (an existing one keeps its name spelling and `created`). At most
+    /// `limit` may exist. Returns the stored assignment and whether it was created.
+    async fn put_policy_assignment(
+        &self,
+        assignment: &crate::policy::PolicyAssignment,
+        limit: usize,
+    ) -> Result<(crate::policy::PolicyAssignment, bool), Error>;
+    /// Deletes a key policy assignment. Returns false if it did not exist.
+    async fn delete_policy_assignment(&self, name: &str) -> Result<bool, Error>;
 }

@@ -50,6 +50,102 @@ pub struct ServeConfig {
     pub audit: AuditConfig,
     /// Prometheus metrics listener (`[metrics]` in coffer.toml).
     pub metrics: MetricsConfig,
+    /// TLS policy: minimum version, client certificates, certificate reload (`[tls]` in coffer.toml).
+    pub tls: TlsPolicyConfig,
+    /// Network ACLs at start (`[network]` in coffer.toml); changeable at run time through `/coffer/v1/network-acls`.
+    pub network: NetworkConfig,
+    /// Request throttling (`[throttling]` in coffer.toml).
+    pub throttling: ThrottlingConfig,
+}
+
+/// TLS policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsPolicyConfig {
+    /// `1.2` (default; 1.3 preferred when the client offers it) or `1.3`.
+    pub min_version: String,
+    /// Client certificates: `off` (default), `optional` (verified when presented) or `required` (mutual TLS: a
+    /// client without a certificate from `client_ca` cannot connect; the bearer token is still required).
+    pub client_auth: String,
+    /// PEM file of the CA certificates client certificates must chain to.
+    pub client_ca: Option<PathBuf>,
+    /// Check `tls_cert`/`tls_key` (and `client_ca`) for changes this often and load them without a restart
+    /// (0: only on SIGHUP).
+    pub reload_interval_secs: u64,
+}
+
+impl Default for TlsPolicyConfig {
+    fn default() -> Self {
+        Self {
+            min_version: "1.2".into(),
+            client_auth: "off".into(),
+            client_ca: None,
+            reload_interval_secs: 60,
+        }
+    }
+}
+
+/// Network ACLs (the Managed HSM `networkAcls` model).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// `Allow` (default) or `Deny`: what happens to a client no rule matches.
+    pub default_action: String,
+    /// Allowed client ranges (CIDR, IPv4 or IPv6; a bare address is a /32 or /128).
+    pub ip_rules: Vec<String>,
+    /// `Enabled` (default) or `Disabled`: disabled admits only loopback and private ranges, whatever the rules.
+    pub public_network_access: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (CIDR). Nobody else's is.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            default_action: "Allow".into(),
+            ip_rules: Vec::new(),
+            public_network_access: "Enabled".into(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// The ACL document these settings describe.
+    pub fn to_doc(&self) -> coffer_core::network::NetworkAclsDoc {
+        coffer_core::network::NetworkAclsDoc {
+            default_action: self.default_action.clone(),
+            ip_rules: self
+                .ip_rules
+                .iter()
+                .map(|v| coffer_core::network::IpRule { value: v.clone() })
+                .collect(),
+            public_network_access: self.public_network_access.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            bypass: "None".into(),
+        }
+    }
+}
+
+/// Throttling: token buckets per principal, weighted per operation class and key type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottlingConfig {
+    pub enabled: bool,
+    /// Units each principal may spend per 10 seconds (the bucket refills continuously).
+    pub units_per_10s: u64,
+    /// Units the whole instance may spend per 10 seconds.
+    pub instance_units_per_10s: u64,
+}
+
+impl Default for ThrottlingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            units_per_10s: 20_000,
+            instance_units_per_10s: 50_000,
+        }
+    }
 }
 
 /// Where audit records go and what happens when they cannot be written.
@@ -272,6 +368,9 @@ impl Default for ServeConfig {
             jobs_interval_secs: 60,
             audit: AuditConfig::default(),
             metrics: MetricsConfig::default(),
+            tls: TlsPolicyConfig::default(),
+            network: NetworkConfig::default(),
+            throttling: ThrottlingConfig::default(),
         }
     }
 }
@@ -326,6 +425,22 @@ impl ServeConfig {
             anyhow::bail!(
                 "auditing is fail-closed but no audit sink is configured: enable one or set fail_closed = false"
             );
+        }
+        coffer_core::network::NetworkAcls::parse(self.network.to_doc())
+            .map_err(|e| anyhow::anyhow!("[network]: {e}"))?;
+        if self.throttling.enabled
+            && (self.throttling.units_per_10s < 10 || self.throttling.instance_units_per_10s < 10)
+        {
+            anyhow::bail!("throttling budgets must be at least 10 units per 10 seconds");
+        }
+        if !matches!(self.tls.min_version.as_str(), "1.2" | "1.3") {
+            anyhow::bail!("tls.min_version must be 1.2 or 1.3");
+        }
+        match (self.tls.client_auth.as_str(), &self.tls.client_ca) {
+            ("off", None) | ("optional" | "required", Some(_)) => {}
+            ("off", Some(_)) => anyhow::bail!("tls.client_ca is set but tls.client_auth is off"),
+            ("optional" | "required", None) => anyhow::bail!("tls.client_auth needs tls.client_ca"),
+            _ => anyhow::bail!("tls.client_auth must be off, optional or required"),
         }
         if self.token_lifetime_secs < 600 {
             anyhow::bail!("token lifetime must be at least 600 seconds");

@@ -55,6 +55,7 @@ impl From<coffer_core::Error> for ApiError {
             E::Conflict(m) => Self::new(StatusCode::CONFLICT, "Conflict", m),
             E::DecryptFailed => Self::bad_parameter(E::DecryptFailed.to_string()),
             E::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "Forbidden", m),
+            E::PolicyDenied(m) => Self::new(StatusCode::FORBIDDEN, "ForbiddenByPolicy", m),
             E::KeyNotFound(m) => Self::new(StatusCode::NOT_FOUND, "KeyNotFound", m),
             E::NotActivated(m) => Self::new(StatusCode::CONFLICT, "HsmNotActivated", m),
             E::RestoreInProgress(m) => Self::new(StatusCode::CONFLICT, "RestoreInProgress", m),

@@ -216,6 +216,12 @@ impl Metrics {
             .inc();
     }
 
+    /// The serving certificate's expiry, when known.
+    pub fn tls_not_after(&self) -> Option<i64> {
+        let t = self.tls_not_after.get();
+        (t > 0).then_some(t)
+    }
+
     /// Sets the serving certificate's expiry.
     pub fn set_tls_not_after(&self, t: i64) {
         self.tls_not_after.set(t);

@@ -23,6 +23,7 @@ pub(crate) struct Seen {
     path_and_query: String,
     user_agent: Option<String>,
     client_ip: Option<std::net::IpAddr>,
+    tls_version: Option<&'static str>,
 }
 
 impl Seen {
@@ -43,6 +44,7 @@ impl Seen {
                 .extensions()
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|c| c.0.ip()),
+            tls_version: req.extensions().get::<crate::tls::TlsInfo>().map(|t| t.version),
         }
     }
 }
@@ -112,7 +114,11 @@ pub(crate) fn build(
         rec.result_description = resp.extensions().get::<ErrorMessage>().map(|m| m.0.clone());
     }
     rec.duration_ms = elapsed.as_millis().to_string();
-    rec.caller_ip_address = seen.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    rec.caller_ip_address = info
+        .client_ip
+        .or(seen.client_ip)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
     rec.correlation_id = correlation_id.to_string();
     if let Some(p) = &info.principal {
         let c = &mut rec.identity.claim;
@@ -139,10 +145,21 @@ pub(crate) fn build(
     props.client_info = seen.user_agent.clone();
     props.http_status_code = Some(status);
     props.request_uri = Some(format!("{}{}", app.public_url, seen.path_and_query));
+    props.tls_version = seen.tls_version.map(str::to_string);
     props.is_rbac_authorized = notes.authorized;
+    props.is_address_authorized = info.address_authorized;
     props.applied_assignment_id = notes.assignment;
     props.data_action = notes.action.map(|a| a.name().to_string());
     props.key_properties = notes.key_properties;
+    if !notes.policy_violations.is_empty() {
+        let v = serde_json::Value::Array(notes.policy_violations);
+        match &mut props.details {
+            Some(serde_json::Value::Object(m)) => {
+                m.insert("policyViolations".into(), v);
+            }
+            _ => props.details = Some(serde_json::json!({ "policyViolations": v })),
+        }
+    }
     rec.level = match status {
         500.. => "Error",
         401 | 403 => "Warning",
@@ -165,10 +182,19 @@ pub(crate) fn observe(
     if info.unauthenticated || (info.token_service && matches!(status, 400 | 401)) {
         app.metrics.authentication_failure();
     }
-    let denied = match notes.lock() {
-        Ok(n) => n.authorized == Some(false),
-        Err(p) => p.into_inner().authorized == Some(false),
+    let (denied, surcharge) = {
+        let n = match notes.lock() {
+            Ok(n) => n,
+            Err(p) => p.into_inner(),
+        };
+        (
+            n.authorized == Some(false),
+            coffer_core::throttle::key_surcharge(&rec.operation_name, n.key_properties.as_ref()),
+        )
     };
+    if let (Some(t), Some(who)) = (&app.throttle, &info.throttle_key) {
+        t.charge(who, surcharge);
+    }
     if status == 403 && denied {
         app.metrics.denial(&rec.operation_name);
     }

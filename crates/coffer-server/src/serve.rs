@@ -31,17 +31,29 @@ pub struct Running {
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     jobs: tokio::task::JoinHandle<()>,
+    tls: Arc<crate::tls::TlsManager>,
+    tls_watch: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish (up to 10 s), and waits for the server task.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.jobs.abort();
+        if let Some(w) = &self.tls_watch {
+            w.abort();
+        }
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         self.task.await.context("server task")?.context("server")?;
         // Everything answered has been recorded; stop the writer (it writes what is still queued).
         self.audit.shutdown();
         Ok(())
+    }
+
+    /// Re-reads the TLS certificate and key files (`tls_cert`/`tls_key`) and the client CA file now, as SIGHUP
+    /// does for `coffer serve`. New connections get the new certificate. On failure the current one stays and the
+    /// error is logged and returned. Returns whether anything was reloaded (false with a generated certificate).
+    pub fn reload_tls(&self) -> anyhow::Result<bool> {
+        self.tls.reload(true)
     }
 }
 
@@ -112,9 +124,27 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     hsm.set_backup_storage(Arc::new(crate::backup_storage::BlobBackupStorage::new()?));
 
     let audit_log = start_audit(&config, &dir, &mut hsm)?;
+    let acl_source = hsm.init_network_acls(config.network.to_doc()).await?;
+    let acls = hsm.network_acls();
+    tracing::info!(
+        source = acl_source,
+        default_action = %acls.doc().default_action,
+        public_network_access = %acls.doc().public_network_access,
+        ip_rules = acls.doc().ip_rules.len(),
+        "network ACLs"
+    );
 
     let (cert_pem, key_pem) = crate::tls::certificate(&config, &dir)?;
-    let tls = crate::tls::server_config(&cert_pem, &key_pem)?;
+    let metrics = Arc::new(crate::metrics::Metrics::new(
+        &config.seal.provider,
+        crate::tls::not_after(&cert_pem),
+    ));
+    let tls = Arc::new(crate::tls::TlsManager::new(
+        &config,
+        &cert_pem,
+        &key_pem,
+        Arc::clone(&metrics),
+    )?);
 
     let created = credentials.is_some();
     if let Some(c) = credentials {
@@ -169,16 +199,26 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
 
     let hsm = Arc::new(hsm);
     let hsm_for_jobs = Arc::clone(&hsm);
-    let metrics = Arc::new(crate::metrics::Metrics::new(
-        &config.seal.provider,
-        crate::tls::not_after(&cert_pem),
-    ));
     let state = Arc::new(AppState {
         hsm,
         public_url: public_url.clone(),
         resource,
         max_body_bytes: config.max_body_bytes,
         metrics,
+        facts: crate::state::ServerFacts {
+            data_dir: dir.root.clone(),
+            seal_provider: config.seal.provider.clone(),
+            tls_min_version: config.tls.min_version.clone(),
+            client_auth: config.tls.client_auth.clone(),
+        },
+        throttle: config.throttling.enabled.then(|| {
+            Arc::new(coffer_core::throttle::Throttle::new(
+                coffer_core::throttle::ThrottleLimits {
+                    per_principal: config.throttling.units_per_10s,
+                    instance: config.throttling.instance_units_per_10s,
+                },
+            ))
+        }),
     });
     let handle = axum_server::Handle::new();
     let metrics_addr = match config.metrics.listen {
@@ -187,9 +227,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
                 std::net::TcpListener::bind(addr).with_context(|| format!("binding the metrics listener {addr}"))?;
             l.set_nonblocking(true)?;
             let bound = l.local_addr()?;
-            let server =
-                axum_server::from_tcp_rustls(l, axum_server::tls_rustls::RustlsConfig::from_config(Arc::clone(&tls)))?
-                    .handle(handle.clone());
+            let server = axum_server::from_tcp(l)?
+                .acceptor(tls.acceptor())
+                .handle(handle.clone());
             let app = crate::metrics::router(Arc::clone(&state));
             tokio::spawn(server.serve(app.into_make_service()));
             tracing::info!(addr = %bound, "metrics listener (GET /metrics)");
@@ -198,10 +238,13 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         None => None,
     };
     let app = crate::routes::router(state);
-    let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(tls))?
+    let server = axum_server::from_tcp(listener)?
+        .acceptor(tls.acceptor())
         .handle(handle.clone());
     let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     let jobs = tokio::spawn(run_jobs(Arc::clone(&hsm_for_jobs), config.jobs_interval_secs));
+    let tls_watch = (config.tls.reload_interval_secs > 0 && tls.watches_files())
+        .then(|| tokio::spawn(Arc::clone(&tls).watch(Duration::from_secs(config.tls.reload_interval_secs))));
     tracing::info!(url = %public_url, %addr, "coffer is listening");
     Ok(Running {
         url: public_url,
@@ -212,6 +255,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         handle,
         task,
         jobs,
+        tls,
+        tls_watch,
     })
 }
 
@@ -275,13 +320,31 @@ async fn run_jobs(hsm: Arc<Hsm>, interval: u64) {
     }
 }
 
-/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully. SIGHUP reloads the TLS certificate files.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Installed before starting, so that an early SIGHUP does not terminate the process.
+    let mut hup = signal(SignalKind::hangup())?;
     let running = start(config).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+    let mut term = signal(SignalKind::terminate())?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM received, shutting down");
+                break;
+            }
+            _ = &mut ctrl_c => {
+                tracing::info!("SIGINT received, shutting down");
+                break;
+            }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP received, reloading the TLS files");
+                // A failure is logged by the reload; the current certificate stays.
+                let _ = running.reload_tls();
+            }
+        }
     }
     running.shutdown().await
 }

@@ -14,4 +14,37 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Request throttling (`None` when disabled).
+    pub throttle: Option<Arc<coffer_core::throttle::Throttle>>,
+    /// Deployment facts for the posture report.
+    pub facts: ServerFacts,
+}
+
+/// Deployment facts core cannot see.
+#[derive(Debug, Clone, Default)]
+pub struct ServerFacts {
+    pub data_dir: std::path::PathBuf,
+    pub seal_provider: String,
+    pub tls_min_version: String,
+    pub client_auth: String,
+}
+
+impl AppState {
+    /// The facts the posture report needs from the server.
+    pub fn posture_facts(&self) -> coffer_core::ops::posture::PostureFacts {
+        let dev_dir = self.facts.data_dir.join("dev-security-domain");
+        let dev_keys_on_disk = std::fs::read_dir(&dev_dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".pem"))
+        });
+        coffer_core::ops::posture::PostureFacts {
+            seal_provider: self.facts.seal_provider.clone(),
+            tls_not_after: self.metrics.tls_not_after(),
+            tls_min_version: self.facts.tls_min_version.clone(),
+            client_auth: self.facts.client_auth.clone(),
+            dev_keys_on_disk,
+            throttling: self.throttle.is_some(),
+        }
+    }
 }

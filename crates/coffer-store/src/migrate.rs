@@ -9,6 +9,7 @@ const SQLITE: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/0004_security_domain.sql")),
     (5, include_str!("../migrations/sqlite/0005_rotation_settings.sql")),
     (6, include_str!("../migrations/sqlite/0006_meta.sql")),
+    (7, include_str!("../migrations/sqlite/0007_policies.sql")),
 ];
 
 pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<(), sqlx::Error> {

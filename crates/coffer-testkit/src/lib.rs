@@ -49,6 +49,11 @@ pub struct TestServerBuilder {
     issuers: Vec<coffer_server::config::IssuerConfig>,
     audit: Option<coffer_server::config::AuditConfig>,
     metrics: Option<std::net::SocketAddr>,
+    tls_policy: Option<coffer_server::config::TlsPolicyConfig>,
+    tls_files: Option<(PathBuf, PathBuf)>,
+    trust_ca: Option<PathBuf>,
+    client_identity: Option<Vec<u8>>,
+    configure: Option<fn(&mut ServeConfig)>,
 }
 
 impl TestServerBuilder {
@@ -100,6 +105,32 @@ impl TestServerBuilder {
         self.metrics = Some(addr);
         self
     }
+    /// TLS policy (`[tls]`: minimum version, client certificates, reload interval).
+    pub fn tls_policy(mut self, policy: coffer_server::config::TlsPolicyConfig) -> Self {
+        self.tls_policy = Some(policy);
+        self
+    }
+    /// Serve this PEM certificate chain and key (`tls_cert`/`tls_key`) instead of a generated certificate. The
+    /// data directory then has no `ca.pem`: give the CA the client should trust with [`Self::trust_ca`].
+    pub fn tls_files(mut self, cert: PathBuf, key: PathBuf) -> Self {
+        self.tls_files = Some((cert, key));
+        self
+    }
+    /// The CA certificate (PEM file) [`TestServer::client`] trusts (default: the data directory's `ca.pem`).
+    pub fn trust_ca(mut self, ca: PathBuf) -> Self {
+        self.trust_ca = Some(ca);
+        self
+    }
+    /// A client certificate and key (one PEM) that [`TestServer::client`] presents (for `client_auth = required`).
+    pub fn client_identity(mut self, pem: Vec<u8>) -> Self {
+        self.client_identity = Some(pem);
+        self
+    }
+    /// Adjusts the configuration before start (network ACLs, throttling, TLS policy …).
+    pub fn configure(mut self, f: fn(&mut ServeConfig)) -> Self {
+        self.configure = Some(f);
+        self
+    }
     /// Use an existing data directory (e.g. to open an instance created earlier).
     pub fn data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = Some(dir);
@@ -120,16 +151,26 @@ impl TestServerBuilder {
             separation_of_duties: self.sod.clone().unwrap_or_else(|| "warn".into()),
             audit: self.audit.clone().unwrap_or_default(),
             metrics: coffer_server::config::MetricsConfig { listen: self.metrics },
+            tls: self.tls_policy.clone().unwrap_or_default(),
+            tls_cert: self.tls_files.as_ref().map(|(c, _)| c.clone()),
+            tls_key: self.tls_files.as_ref().map(|(_, k)| k.clone()),
             ..ServeConfig::default()
         };
+        let mut config = config;
+        if let Some(f) = self.configure {
+            f(&mut config);
+        }
         let running = coffer_server::start(config.clone()).await?;
         let creds_text = std::fs::read_to_string(running.data_dir.join("admin-credentials.json"))
             .context("reading admin-credentials.json")?;
         let creds: serde_json::Value = serde_json::from_str(&creds_text)?;
-        let ca = std::fs::read(running.data_dir.join("ca.pem"))?;
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&ca)?])
-            .build()?;
+        let ca_path = self.trust_ca.clone().unwrap_or_else(|| running.data_dir.join("ca.pem"));
+        let ca = std::fs::read(&ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
+        let mut client = reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&ca)?]);
+        if let Some(pem) = &self.client_identity {
+            client = client.identity(reqwest::Identity::from_pem(pem)?);
+        }
+        let client = client.build()?;
         let server = TestServer {
             running: Some(running),
             config,
@@ -196,6 +237,17 @@ impl TestServer {
         self.data_dir().join("audit")
     }
 
+    /// The bound address of the API listener.
+    pub fn addr(&self) -> Option<std::net::SocketAddr> {
+        self.running.as_ref().map(|r| r.addr)
+    }
+
+    /// Re-reads the TLS certificate files now (what SIGHUP does for `coffer serve`); see
+    /// [`coffer_server::Running::reload_tls`].
+    pub fn reload_tls(&self) -> anyhow::Result<bool> {
+        self.running.as_ref().context("the server is stopped")?.reload_tls()
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.running.as_ref().map(|r| r.data_dir.clone()).unwrap_or_default()
@@ -215,6 +267,24 @@ impl TestServer {
             ("scope", scope.to_string()),
         ];
         let resp = self.client.post(self.token_endpoint()).form(&form).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "token request failed: {}", resp.status());
+        let body: serde_json::Value = resp.json().await?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .context("no access_token")
+    }
+
+    /// A bearer token for the bootstrap principal, requested through `client` (e.g. one bound to another source
+    /// address).
+    pub async fn token_for_via(&self, client: &reqwest::Client) -> anyhow::Result<String> {
+        let form = [
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", self.cred("client_id")),
+            ("client_secret", self.cred("client_secret")),
+            ("scope", format!("{}/.default", self.url())),
+        ];
+        let resp = client.post(self.token_endpoint()).form(&form).send().await?;
         anyhow::ensure!(resp.status().is_success(), "token request failed: {}", resp.status());
         let body: serde_json::Value = resp.json().await?;
         body["access_token"]

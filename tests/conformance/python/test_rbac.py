@@ -258,6 +258,14 @@ def sign_remote(server, key, credential) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ role definitions
+COFFER_EXTRAS = {
+    ADMINISTRATOR: [  # network ACLs, posture report
+        "Coffer/network/read/action", "Coffer/network/write/action", "Coffer/posture/read/action"],
+    POLICY_ADMINISTRATOR: ["Coffer/policies/read/action", "Coffer/policies/write/action"],  # key policies
+    CRYPTO_AUDITOR: ["Coffer/audit/read/action", "Coffer/posture/read/action", "Coffer/policies/read/action"],
+}
+
+
 def test_builtin_role_definitions_listed(admin_ac):
     rec = Recorder()
     defs = list(admin_ac.list_role_definitions(KeyVaultRoleScope.GLOBAL, raw_response_hook=rec))
@@ -274,8 +282,8 @@ def test_builtin_role_definitions_listed(admin_ac):
         assert d.assignable_scopes == ["/"], (role_name, d.assignable_scopes)
         assert len(d.permissions) == 1, (role_name, [vars(p) for p in d.permissions])
         p = d.permissions[0]
-        # Coffer's one addition to a Managed HSM role: the Crypto Auditor also reads the audit log.
-        extra = ["Coffer/audit/read/action"] if guid == CRYPTO_AUDITOR else []
+        # Coffer's additions to Managed HSM roles, after Azure's own dataActions (docs/ACCESS.md).
+        extra = COFFER_EXTRAS.get(guid, [])
         assert p.data_actions == [MHSM + a for a in actions] + extra, f"{role_name}: dataActions {p.data_actions}"
         assert p.actions == [] and p.not_actions == [] and p.not_data_actions == [], (role_name, vars(p))
     # the Coffer identity administrator role sits beside them
@@ -292,7 +300,8 @@ def test_get_builtin_role_definition(admin_ac):
     d = admin_ac.get_role_definition(KeyVaultRoleScope.GLOBAL, CRYPTO_AUDITOR)
     assert (d.name, d.role_name, d.role_type, d.id) == (
         CRYPTO_AUDITOR, "Managed HSM Crypto Auditor", "AKVBuiltInRole", def_id(CRYPTO_AUDITOR))
-    assert d.permissions[0].data_actions == [MHSM + a for a in BUILTIN_ROLES[CRYPTO_AUDITOR][1]]
+    assert d.permissions[0].data_actions == [MHSM + a for a in BUILTIN_ROLES[CRYPTO_AUDITOR][1]] + \
+        COFFER_EXTRAS[CRYPTO_AUDITOR]
     with pytest.raises(ResourceNotFoundError):
         admin_ac.get_role_definition(KeyVaultRoleScope.GLOBAL, uuid.uuid4())
     # callers resolve a role by its roleName (api-surface.md §3: $filter with RoleDefinitionFilter{roleName})

@@ -17,6 +17,8 @@ pub struct Notes {
     pub assignment: Option<String>,
     /// Key facts (`type`, `size`, `curve`, `operations`, `attributes`).
     pub key_properties: Option<serde_json::Value>,
+    /// Key policy violations the request met (`Audit` ones it passed, `Deny` ones that refused it).
+    pub policy_violations: Vec<serde_json::Value>,
 }
 
 /// Shared notes of one request.
@@ -62,6 +64,11 @@ pub(crate) fn key(rec: &crate::key::KeyVersionRecord) {
 /// Notes the key version a request produced (create, import, update, rotate): replaces what was noted before.
 pub(crate) fn key_result(rec: &crate::key::KeyVersionRecord) {
     with(|n| n.key_properties = Some(key_properties(rec)));
+}
+
+/// Notes a key policy violation (no secrets: assignment, definition, effect, key name and version, reason).
+pub(crate) fn policy_violation(v: serde_json::Value) {
+    with(|n| n.policy_violations.push(v));
 }
 
 /// `keyProperties` of a key version.

@@ -70,6 +70,9 @@ pub struct Properties {
     /// The RBAC decision, when the request got that far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_rbac_authorized: Option<bool>,
+    /// The network ACLs' decision on the client address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_address_authorized: Option<bool>,
     /// The role assignment that granted the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_assignment_id: Option<String>,

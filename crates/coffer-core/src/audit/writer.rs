@@ -339,6 +339,15 @@ impl Writer {
                 }
             }
         }
+        // The health flag changes before anyone is answered: a client told "not recorded" that retries at once
+        // must find the log unhealthy (and be refused before running), not healthy.
+        if self.healthy.swap(any, Ordering::SeqCst) != any {
+            if any {
+                tracing::warn!("audit log recovered: records are written again");
+            } else {
+                tracing::error!("no audit sink can write: requests are refused until one can (fail-closed)");
+            }
+        }
         if any {
             self.head = head;
             self.stats.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -352,13 +361,6 @@ impl Writer {
                 if let Some(a) = p.ack.take() {
                     let _ = a.send(false);
                 }
-            }
-        }
-        if self.healthy.swap(any, Ordering::SeqCst) != any {
-            if any {
-                tracing::warn!("audit log recovered: records are written again");
-            } else {
-                tracing::error!("no audit sink can write: requests are refused until one can (fail-closed)");
             }
         }
         any

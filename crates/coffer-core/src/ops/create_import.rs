@@ -1,6 +1,7 @@
 //! Create and import: a new key, or a new version of an existing live key. A soft-deleted name is a conflict
-//! (it must be recovered or purged first). Steps: authorize, validate, generate or import the material, seal it,
-//! write the version (one transaction), cache the unsealed key.
+//! (it must be recovered or purged first). Steps: authorize, validate, generate or import the material, evaluate the
+//! key policies (`ops/policy.rs`; rotation ends here too), seal it, write the version (one transaction), cache the
+//! unsealed key.
 use std::sync::Arc;
 
 use coffer_crypto::SecretBytes;
@@ -180,6 +181,7 @@ impl Hsm {
             release_policy: props.release_policy,
             sealed_material: Vec::new(),
         };
+        self.enforce_key_policies(&record, false).await?;
         record.sealed_material = self.seal_material(&key, &record)?;
         record.name = self
             .store

@@ -1,9 +1,9 @@
 //! Full backup and restore (HSM level) and selective key restore, as long-running jobs.
 //!
 //! A backup is a folder `mhsm-{instance}-{timestamp}` with `manifest.json` (informational) and `state.bin`: every
-//! key with all versions, deletion state and rotation policy, custom roles, role assignments, principals, groups and
-//! settings, serialised and sealed (AES-256-GCM) under the full-backup key derived from the domain secret, with the
-//! folder name in the AAD. Each version's private material is additionally re-sealed under that key (bound to key
+//! key with all versions, deletion state and rotation policy, custom roles, role assignments, principals, groups,
+//! settings and key policy assignments, serialised and sealed (AES-256-GCM) under the full-backup key derived from
+//! the domain secret, with the folder name in the AAD. Each version's private material is additionally re-sealed under that key (bound to key
 //! name and version), never stored in the clear. So a backup restores only into an instance holding the same
 //! domain secret, and any tampering is detected before anything changes.
 //!
@@ -68,6 +68,10 @@ struct State {
     principals: Vec<DumpPrincipal>,
     groups: Vec<DumpGroup>,
     settings: Vec<(String, String)>,
+    /// Key policy assignments (absent in backups made before policies existed: a restore then keeps the current
+    /// ones).
+    #[serde(default)]
+    policies: Option<Vec<crate::policy::PolicyAssignment>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -418,6 +422,7 @@ impl Hsm {
                 })
                 .collect(),
             settings: self.store.settings().await?,
+            policies: Some(self.store.policy_assignments().await?),
             keys,
         };
         let count = state.keys.len();
@@ -584,6 +589,7 @@ impl Hsm {
             })
             .collect();
         set.settings = state.settings;
+        set.policies = state.policies.map(load_policies).transpose()?;
         self.store.restore_full(&set).await?;
         self.cache.clear();
         if set.settings.iter().any(|(n, v)| n == "PurgeProtection" && v == "true") {
@@ -648,6 +654,28 @@ fn dump_role(r: RoleDefinition) -> DumpRole {
             .collect(),
         assignable_scopes: r.assignable_scopes,
     }
+}
+
+/// Checks restored policy assignments against the definitions this version knows (parameters re-validated).
+fn load_policies(list: Vec<crate::policy::PolicyAssignment>) -> Result<Vec<crate::policy::PolicyAssignment>, Error> {
+    list.into_iter()
+        .map(|a| {
+            let req = crate::policy::AssignmentRequest {
+                definition_id: a.definition_id.clone(),
+                effect: Some(a.effect.name().to_string()),
+                parameters: Some(a.parameters.clone()),
+            };
+            let (def, effect, parameters) = crate::policy::validate(&req)
+                .and_then(|v| crate::policy::validate_name(&a.name).map(|()| v))
+                .map_err(|e| Error::Corrupt(format!("policy assignment {} in the backup: {e}", a.name)))?;
+            Ok(crate::policy::PolicyAssignment {
+                definition_id: def.id.to_string(),
+                effect,
+                parameters,
+                ..a
+            })
+        })
+        .collect()
 }
 
 fn load_role(r: DumpRole) -> Result<RoleDefinition, Error> {

@@ -9,6 +9,8 @@ pub mod full_backup;
 pub mod identities;
 pub mod jit;
 pub mod jobs;
+pub mod policy;
+pub mod posture;
 pub mod random;
 pub mod read;
 pub mod role_assignments;

@@ -48,6 +48,9 @@ fn sd_error(e: coffer_crypto::Error) -> Error {
     Error::BadParameter(format!("Security domain: {e}"))
 }
 
+/// `meta` entry: holders and quorum of the last security-domain download.
+const SD_HOLDERS: &str = "security_domain_holders";
+
 impl Hsm {
     fn domain_secret(&self) -> Result<SecretBytes, Error> {
         self.seal.open(
@@ -107,6 +110,7 @@ impl Hsm {
         let file = sd::build_security_domain(&[(TAG, payload.as_slice())], certificates, quorum).map_err(sd_error)?;
         let now = self.clock.now();
         self.store.record_download(now).await?;
+        self.note_holders(certificates.len(), quorum, false, now).await?;
         if self.state() == LifecycleState::Provisioned {
             self.set_state(LifecycleState::Active);
             tracing::warn!("security domain downloaded: the HSM is activated");
@@ -125,8 +129,24 @@ impl Hsm {
         let payload = self.payload()?;
         let file = sd::build_security_domain(&[(TAG, payload.as_slice())], &certs, 2).map_err(sd_error)?;
         self.store.record_download(self.clock.now()).await?;
+        self.note_holders(certs.len(), 2, true, self.clock.now()).await?;
         self.set_state(LifecycleState::Active);
         Ok((file, officers))
+    }
+
+    /// Remembers who holds the security domain (for the posture report).
+    async fn note_holders(&self, holders: usize, quorum: u8, dev: bool, now: i64) -> Result<(), Error> {
+        let v = serde_json::json!({"holders": holders, "quorum": quorum, "dev": dev, "time": now});
+        self.store.put_meta(SD_HOLDERS, &v.to_string(), now).await
+    }
+
+    /// The holders of the last security-domain download: `{"holders","quorum","dev","time"}`.
+    pub(crate) async fn security_domain_holders(&self) -> Result<Option<serde_json::Value>, Error> {
+        Ok(self
+            .store
+            .meta(SD_HOLDERS)
+            .await?
+            .and_then(|v| serde_json::from_str(&v).ok()))
     }
 
     /// GET /securitydomain/download/pending.

@@ -56,6 +56,7 @@ impl Hsm {
         }
         check_times(&rec.attributes)?;
         rec.attributes.updated = self.clock.now();
+        self.enforce_key_policies(&rec, true).await?;
         self.store.update_version(&rec).await?;
         crate::audit::context::key_result(&rec);
         Ok(rec)

@@ -60,6 +60,10 @@ pub fn all() -> Vec<RoleDefinition> {
                 D::RestoreStart,
                 D::BackupStatus,
                 D::RestoreStatus,
+                // Coffer's additions: the network ACLs (Azure's management plane) and the posture report.
+                D::NetworkRead,
+                D::NetworkWrite,
+                D::PostureRead,
             ],
         ),
         role(
@@ -116,6 +120,9 @@ pub fn all() -> Vec<RoleDefinition> {
                 D::RoleAssignmentsRead,
                 D::RoleAssignmentsWrite,
                 D::RoleAssignmentsDelete,
+                // Coffer's addition: policy administrators manage key policies (GET/PUT /coffer/v1/policies).
+                D::PoliciesRead,
+                D::PoliciesWrite,
             ],
         ),
         role(
@@ -127,8 +134,11 @@ pub fn all() -> Vec<RoleDefinition> {
                 D::RoleDefinitionsRead,
                 D::KeysRead,
                 D::KeysDeletedRead,
-                // Coffer's addition: auditors read the audit log (GET /coffer/v1/audit).
+                // Coffer's additions: auditors read the audit log (GET /coffer/v1/audit) and the posture report.
                 D::AuditRead,
+                D::PostureRead,
+                // Coffer's addition: auditors read key policies and their compliance report.
+                D::PoliciesRead,
             ],
         ),
         role(

@@ -192,6 +192,17 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
             })))
         }
         ["audit"] if m == Method::GET => audit_query(ctx).await,
+        ["posture"] if m == Method::GET => {
+            let facts = ctx.app.posture_facts();
+            Ok(ok_json(&hsm.posture(p, &facts).await?))
+        }
+        ["network-acls"] if m == Method::GET => Ok(ok_json(&hsm.get_network_acls(p).await?)),
+        ["network-acls"] if m == Method::PUT => {
+            let doc: coffer_core::network::NetworkAclsDoc = ctx.json()?;
+            let force = ctx.query.get("force").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            Ok(ok_json(&hsm.set_network_acls(p, doc, force).await?))
+        }
+        ["policies", ..] | ["policy-definitions"] | ["compliance"] => super::policy::handle(ctx, rest).await,
         _ => Err(ApiError::not_found_route()),
     }
 }

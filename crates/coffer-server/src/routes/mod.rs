@@ -24,6 +24,7 @@ mod admin;
 mod backup;
 mod crypto;
 mod keys;
+mod policy;
 mod rbac;
 mod rotation;
 mod security_domain;
@@ -152,6 +153,12 @@ pub(crate) struct RequestInfo {
     pub unauthenticated: bool,
     /// Token requests: the `client_id` asked for (not secret).
     pub token_client_id: Option<String>,
+    /// The client address the network ACLs judged (the peer, or the address a trusted proxy forwarded).
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The network ACLs' decision.
+    pub address_authorized: Option<bool>,
+    /// Whose throttling budget the request was charged to.
+    pub throttle_key: Option<String>,
 }
 
 async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
@@ -251,17 +258,74 @@ fn finish_headers(mut resp: Response, request_id: &str, correlation: Option<&str
     resp
 }
 
+/// 403 for a client address the network ACLs refuse (Key Vault's `ForbiddenByFirewall`).
+fn firewall_refusal(ip: Option<std::net::IpAddr>) -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "ForbiddenByFirewall",
+        format!(
+            "Client address is not authorized and caller is not a trusted service.\r\nClient address: {}",
+            ip.map_or_else(|| "unknown".to_string(), |i| i.to_string())
+        ),
+    )
+    .into_response()
+}
+
+/// 429 with `Retry-After`.
+fn throttled(retry_after: std::time::Duration, who: &str) -> Response {
+    let secs = retry_after.as_secs().max(1);
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Throttled",
+        format!(
+            "Request was not processed because too many requests were received. Reason: the weighted transaction \
+             limit per 10 seconds was reached ({who}). Retry after {secs} seconds."
+        ),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Takes `cost` units from `who`'s throttling budget; the 429 response when it is spent.
+fn admit(app: &AppState, info: &mut RequestInfo, who: String, cost: u64) -> Option<Response> {
+    let t = app.throttle.as_ref()?;
+    let result = t.admit(&who, cost);
+    let label = if who.starts_with("ip:") {
+        "client address"
+    } else {
+        "principal"
+    };
+    info.throttle_key = Some(who);
+    result.err().map(|wait| throttled(wait, label))
+}
+
 async fn handle(app: &AppState, req: Request, info: &mut RequestInfo) -> Response {
-    let client_ip = req
+    let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
+    let acls = app.hsm.network_acls();
+    let client_ip =
+        peer.map(|p| acls.client_address(p, req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok())));
+    info.client_ip = client_ip;
+    let first = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or("");
+    info.token_service = first == app.hsm.tenant_id() || first.eq_ignore_ascii_case("adfs");
+    let address_ok = client_ip.is_some_and(|ip| acls.allows(ip));
+    info.address_authorized = Some(address_ok);
+    if !address_ok {
+        return firewall_refusal(client_ip);
+    }
+    let ip_key = format!("ip:{}", client_ip.map_or_else(String::new, |i| i.to_string()));
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let first = segs.first().copied().unwrap_or("");
-    if first == app.hsm.tenant_id() || first.eq_ignore_ascii_case("adfs") {
-        info.token_service = true;
+    if info.token_service {
+        if let Some(r) = admit(app, info, ip_key, 1) {
+            return r;
+        }
         let body = match read_body(app, &parts.headers, body).await {
             Ok(b) => b,
             Err(e) => return e.into_response(),
@@ -276,10 +340,22 @@ async fn handle(app: &AppState, req: Request, info: &mut RequestInfo) -> Respons
     }
     let Some(mut principal) = authenticate(app, &parts.headers).await else {
         info.unauthenticated = true;
+        if let Some(r) = admit(app, info, ip_key, 1) {
+            return r;
+        }
         return challenge(app);
     };
     principal.client_ip = client_ip;
     info.principal = Some(principal.clone());
+    let operation = coffer_core::audit::operations::operation_name(parts.method.as_str(), &segs, false);
+    if let Some(r) = admit(
+        app,
+        info,
+        format!("oid:{}", principal.object_id),
+        coffer_core::throttle::upfront_cost(&operation),
+    ) {
+        return r;
+    }
     let query = Query::parse(parts.uri.query());
     // Long-running-operation status URLs are polled verbatim, without api-version.
     let is_status_poll = parts.method == Method::GET && path.trim_end_matches('/').ends_with("/pending");

@@ -545,7 +545,13 @@ async fn an_unwritable_file_sink_refuses_requests_until_it_is_writable_again() {
     assert_eq!(
         refused.len(),
         3,
-        "two reads and the create were refused before running: {refused:?}"
+        "two reads and the create were refused before running: {:?}",
+        all.iter()
+            .map(|r| format!(
+                "{} {} {}",
+                r["operationName"], r["properties"]["httpStatusCode"], r["cofferChain"]["seq"]
+            ))
+            .collect::<Vec<_>>()
     );
     assert!(refused.iter().any(|r| r["operationName"] == "KeyCreate"));
     let in_flight = &all[all.len() - refused.len() - 3];

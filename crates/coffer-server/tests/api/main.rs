@@ -12,6 +12,8 @@ mod errors;
 mod full_backup;
 mod issuers;
 mod keys;
+mod network;
+mod policy;
 mod rbac_matrix;
 mod restart;
 mod rotation;

@@ -127,6 +127,14 @@ fn operations() -> Vec<(&'static str, Method, String, Option<serde_json::Value>)
             Some(json!({"displayName":"p-{r}"})),
         ),
         ("principal-list", Method::GET, "/coffer/v1/principals".into(), None),
+        ("policy-list", Method::GET, "/coffer/v1/policies".into(), None),
+        (
+            "policy-put",
+            Method::PUT,
+            "/coffer/v1/policies/pol-{r}".into(),
+            Some(json!({"definitionId":"1d478a74-21ba-4b9f-9d8f-8e6fced0eec5","effect":"Disabled"})),
+        ),
+        ("compliance", Method::GET, "/coffer/v1/compliance".into(), None),
     ]
 }
 
@@ -173,7 +181,11 @@ fn roles() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
                 "assign-list",
             ],
         ),
-        ("4bd23610-cdcf-4971-bdee-bdc562cc28e4", "policy", role_admin),
+        (
+            "4bd23610-cdcf-4971-bdee-bdc562cc28e4",
+            "policy",
+            [role_admin, vec!["policy-list", "policy-put", "compliance"]].concat(),
+        ),
         (
             "2c18b078-7c48-4d3a-af88-5a3a1b3f82b3",
             "auditor",
@@ -185,6 +197,8 @@ fn roles() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
                 "deleted-get",
                 "roledef-list",
                 "assign-list",
+                "policy-list",
+                "compliance",
             ],
         ),
         (
