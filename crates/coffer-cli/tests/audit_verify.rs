@@ -113,3 +113,69 @@ async fn verify_finds_the_first_changed_removed_or_reordered_record() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("forged.jsonl:6:"), "{out}");
 }
+
+// Multi-threaded: the CLI runs as a blocking child process while this runtime serves its requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_query_prints_the_records_an_auditor_asks_for() {
+    let s = TestServer::builder().start().await.unwrap();
+    let (st, p) = s
+        .call(
+            Method::POST,
+            "/coffer/v1/principals?api-version=7.6",
+            Some(serde_json::json!({"displayName": "auditor"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 201, "{p}");
+    s.assign(
+        "2c18b078-7c48-4d3a-af88-5a3a1b3f82b3",
+        "/",
+        p["objectId"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    for i in 0..3 {
+        let (st, _) = s
+            .call(
+                Method::POST,
+                &format!("/keys/q{i}/create?api-version=7.6"),
+                Some(serde_json::json!({"kty": "EC-HSM"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(st, 200);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut creds = s.creds.clone();
+    creds["client_id"] = p["clientId"].clone();
+    creds["client_secret"] = p["clientSecret"].clone();
+    creds["object_id"] = p["objectId"].clone();
+    let creds_file = tmp.path().join("auditor.json");
+    std::fs::write(&creds_file, creds.to_string()).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+            .args(["audit", "query", "--creds"])
+            .arg(&creds_file)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let creates = run(&["--operation", "KeyCreate"]);
+    assert_eq!(creates.len(), 3);
+    assert!(creates.iter().all(|r| r["operationName"] == "KeyCreate"));
+    assert_eq!(run(&["--operation", "KeyCreate", "--limit", "2"]).len(), 2);
+    // The administrator may not read the audit log.
+    let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
+        .args(["audit", "query", "--creds"])
+        .arg(s.data_dir().join("admin-credentials.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+}

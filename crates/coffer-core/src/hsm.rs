@@ -204,6 +204,9 @@ impl Hsm {
                 D::SecurityDomainDownload
                     | D::SecurityDomainDownloadRead
                     | D::AuditRead
+                    | D::NetworkRead
+                    | D::NetworkWrite
+                    | D::PostureRead
                     | D::RoleDefinitionsRead
                     | D::RoleAssignmentsRead
             ),
@@ -212,6 +215,9 @@ impl Hsm {
                 D::SecurityDomainUpload
                     | D::SecurityDomainUploadRead
                     | D::AuditRead
+                    | D::NetworkRead
+                    | D::NetworkWrite
+                    | D::PostureRead
                     | D::SecurityDomainTransferKeyRead
                     | D::RoleDefinitionsRead
                     | D::RoleAssignmentsRead

@@ -145,3 +145,23 @@ def test_sdk_retries_429_until_the_work_is_done(make_server, tmp_path):
     assert throttled, "expected 429s during the burst"
     assert all(r["resultSignature"] == "Too Many Requests" for r in throttled)
     assert any("azsdk-python-keyvault-keys" in (r["properties"].get("clientInfo") or "") for r in throttled)
+
+
+def test_stdout_audit_sink_writes_json_lines(make_server, tmp_path):
+    config = tmp_path / "coffer.toml"
+    config.write_text("[audit]\nstdout = true\n")
+    srv = make_server("audit-stdout", extra_args=("--config", str(config)))
+    kc = srv.key_client()
+    kc.create_ec_key(uniq("out"), curve="P-256")
+    srv.stop()
+    # The harness sends stdout and stderr to one log: audit records are the lines that are AuditEvent JSON.
+    records = []
+    for line in srv.log_path.read_text().splitlines():
+        if line.startswith("{") and '"category":"AuditEvent"' in line:
+            records.append(json.loads(line))
+    assert any(r["operationName"] == "KeyCreate" for r in records), srv.log_tail()
+    assert all("cofferChain" in r for r in records)
+    # The same records, in the same chain, are in the file sink.
+    files = sorted((srv.data_dir / "audit").glob("audit-*.jsonl"))
+    on_disk = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert [r["cofferChain"]["hash"] for r in records] == [r["cofferChain"]["hash"] for r in on_disk]
