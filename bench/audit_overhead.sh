@@ -42,6 +42,9 @@ PYEOF
     rm -rf "$dir"
 }
 
-run "audit off" $'[audit]\nfail_closed = false\n[audit.file]\nenabled = false'
-run "audit file, fsync interval" $'[audit.file]\nfsync = "interval"'
-run "audit file, fsync always" $'[audit.file]\nfsync = "always"'
+# Throttling off: the load generator is one principal, and the point is the cost of auditing.
+T=$'[throttling]\nenabled = false\n'
+run "audit off" "$T"$'[audit]\nfail_closed = false\n[audit.file]\nenabled = false'
+run "audit file, fsync interval" "$T"$'[audit.file]\nfsync = "interval"'
+run "audit file, fsync always" "$T"$'[audit.file]\nfsync = "always"'
+run "audit off (again)" "$T"$'[audit]\nfail_closed = false\n[audit.file]\nenabled = false'

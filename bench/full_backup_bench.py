@@ -4,7 +4,8 @@
 
 Creates N oct-HSM keys (skipped if --reuse), takes a full backup to file://DIR, restores it, and prints the
 times. Needs the caller to hold Crypto User, Backup and Restore (it assigns them to itself at '/' when it is an
-Administrator). Loopback only."""
+Administrator). Loopback only. Start the server with `[throttling] enabled = false` in its coffer.toml: key
+creation weighs 200 units, so the default budget admits 100 creations per 10 seconds per principal."""
 import argparse
 import concurrent.futures
 import json
