@@ -308,15 +308,58 @@ impl Writer {
         }
     }
 
-    /// Writes the queue; returns whether the log is healthy afterwards.
+    /// Writes the queue, in chunks of at most [`MAX_BATCH`]; returns whether the log is healthy afterwards. While
+    /// the log is unhealthy the first attempt is a single record, so a retry against a broken sink costs one record's
+    /// work however long the queue has grown.
     fn write_queue(&mut self) -> bool {
-        if self.queue.is_empty() {
-            return self.healthy.load(Ordering::SeqCst);
+        if self.sinks.is_empty() {
+            // Nothing can record: the records are not kept (the configuration allows this only fail-open).
+            for mut p in self.queue.drain(..) {
+                if let Some(a) = p.ack.take() {
+                    let _ = a.send(false);
+                }
+            }
+            return false;
         }
+        let mut healthy = self.healthy.load(Ordering::SeqCst);
+        while !self.queue.is_empty() {
+            let n = if healthy { self.queue.len().min(MAX_BATCH) } else { 1 };
+            let ok = self.write_chunk(n);
+            // The health flag changes before anyone is answered: a client told "not recorded" that retries at once
+            // must find the log unhealthy (and be refused before running), not healthy.
+            if self.healthy.swap(ok, Ordering::SeqCst) != ok {
+                if ok {
+                    tracing::warn!("audit log recovered: records are written again");
+                } else {
+                    tracing::error!("no audit sink can write: requests are refused until one can (fail-closed)");
+                }
+            }
+            healthy = ok;
+            if ok {
+                for mut p in self.queue.drain(..n) {
+                    if let Some(a) = p.ack.take() {
+                        let _ = a.send(true);
+                    }
+                }
+            } else {
+                for p in &mut self.queue {
+                    if let Some(a) = p.ack.take() {
+                        let _ = a.send(false);
+                    }
+                }
+                return false;
+            }
+        }
+        healthy
+    }
+
+    /// Chains the first `n` queued records and hands them to every sink; on success the chain head moves on.
+    fn write_chunk(&mut self, n: usize) -> bool {
         let mut head = self.head.clone();
         let batch: Vec<ChainedRecord> = self
             .queue
             .iter()
+            .take(n)
             .map(|p| {
                 let (line, next) = chain_line(&head, &self.key, &p.body);
                 let rec = ChainedRecord {
@@ -339,30 +382,84 @@ impl Writer {
                 }
             }
         }
-        // The health flag changes before anyone is answered: a client told "not recorded" that retries at once
-        // must find the log unhealthy (and be refused before running), not healthy.
-        if self.healthy.swap(any, Ordering::SeqCst) != any {
-            if any {
-                tracing::warn!("audit log recovered: records are written again");
-            } else {
-                tracing::error!("no audit sink can write: requests are refused until one can (fail-closed)");
-            }
-        }
         if any {
             self.head = head;
             self.stats.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            for mut p in self.queue.drain(..) {
-                if let Some(a) = p.ack.take() {
-                    let _ = a.send(true);
-                }
-            }
-        } else {
-            for p in &mut self.queue {
-                if let Some(a) = p.ack.take() {
-                    let _ = a.send(false);
-                }
-            }
         }
         any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sink that fails while `broken` is set and remembers the size of every batch it was given.
+    struct Flaky {
+        broken: Arc<AtomicBool>,
+        sizes: Arc<Mutex<Vec<usize>>>,
+        lines: Arc<Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl AuditSink for Flaky {
+        fn name(&self) -> &str {
+            "flaky"
+        }
+        fn write(&mut self, batch: &[ChainedRecord]) -> std::io::Result<()> {
+            self.sizes.lock().unwrap().push(batch.len());
+            if self.broken.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("broken"));
+            }
+            self.lines.lock().unwrap().extend(batch.iter().map(|r| r.line.clone()));
+            Ok(())
+        }
+    }
+
+    fn record(n: usize) -> AuditRecord {
+        let d = super::super::record::RecordDefaults {
+            resource_id: "r".into(),
+            tenant_id: "t".into(),
+            pool_name: "p".into(),
+        };
+        d.record(format!("2026-11-22T08:00:00.{n:07}Z"), "KeyGet")
+    }
+
+    #[tokio::test]
+    async fn an_outage_queues_records_retries_cheaply_and_writes_them_in_order_afterwards() {
+        let broken = Arc::new(AtomicBool::new(false));
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Flaky {
+            broken: Arc::clone(&broken),
+            sizes: Arc::clone(&sizes),
+            lines: Arc::clone(&lines),
+        };
+        let key = SecretBytes::new(vec![3; 32]);
+        let log = AuditLog::start(vec![Box::new(sink)], ChainHead::genesis(), key.duplicate(), true).unwrap();
+        assert!(log.record(&record(0)).await);
+        broken.store(true, Ordering::SeqCst);
+        assert!(!log.record(&record(1)).await, "fail-closed: not recorded");
+        assert!(!log.healthy());
+        for i in 2..50 {
+            log.record_detached(&record(i));
+        }
+        assert!(!log.ensure_ready().await);
+        // While broken, every retry tried one record, not the whole queue.
+        let tries = sizes.lock().unwrap().clone();
+        assert!(tries.iter().skip(2).all(|n| *n == 1), "{tries:?}");
+        broken.store(false, Ordering::SeqCst);
+        assert!(log.ensure_ready().await);
+        assert!(log.healthy());
+        log.shutdown();
+        let written = lines.lock().unwrap().clone();
+        assert_eq!(written.len(), 50);
+        let mut v = super::super::chain::Verifier::new(Some(key)).from_genesis();
+        for l in &written {
+            v.check(l).unwrap();
+        }
+        assert_eq!(
+            log.stats().sink_errors(),
+            vec![("flaky".to_string(), tries.len() as u64 - 1)]
+        );
     }
 }
