@@ -1,9 +1,15 @@
 //! `coffer`: the Coffer command line. `coffer serve` runs the server; `coffer sd` holds the security-domain
-//! officer tools; `coffer seal migrate` moves the domain secret between seal providers.
+//! officer tools; `coffer seal migrate` moves the domain secret between seal providers; `coffer key|role|backup` are
+//! the `az keyvault`-style commands for a running instance.
 
 mod audit;
+mod backup;
+mod key;
 mod posture;
+mod remote;
+mod role;
 mod sd;
+mod spki;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -37,6 +43,13 @@ enum Command {
     /// Seal-provider administration (run with the server stopped).
     #[command(subcommand)]
     Seal(SealCommand),
+    /// Keys of a running instance, like `az keyvault key` (create, list, show, set-attributes, delete, recover,
+    /// purge, backup, restore, download, rotate, rotation-policy, random, import).
+    Key(key::KeyArgs),
+    /// Role definitions and assignments of a running instance, like `az keyvault role`.
+    Role(role::RoleArgs),
+    /// Full backup and restore of a running instance, like `az keyvault backup start` / `restore start`.
+    Backup(backup::BackupArgs),
 }
 
 #[derive(Subcommand)]
@@ -191,6 +204,9 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Key(args) => remote::finish(runtime()?.block_on(key::run(args))),
+        Command::Role(args) => remote::finish(runtime()?.block_on(role::run(args))),
+        Command::Backup(args) => remote::finish(runtime()?.block_on(backup::run(args))),
         Command::Seal(SealCommand::Migrate {
             data_dir,
             from_config,

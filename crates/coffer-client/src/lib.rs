@@ -41,6 +41,52 @@ pub struct Response {
     pub body: serde_json::Value,
 }
 
+/// An error response of the service (status >= 400), with the Azure error code and message of its body
+/// (`{"error": {"code": …, "message": …}}`). [`Client::call_ok`] returns it inside the `anyhow::Error`, so callers
+/// can `downcast_ref::<ApiError>()` to print the code.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub method: String,
+    pub path: String,
+    /// The HTTP status (0 when the error is not an HTTP response's, e.g. a long-running job that failed).
+    pub status: u16,
+    /// The Azure error code (`KeyNotFound`, `Forbidden`, …); empty when the body had none.
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    /// The error of a response.
+    pub fn from_response(method: &reqwest::Method, path: &str, r: &Response) -> Self {
+        let text = |k: &str| r.body["error"][k].as_str().unwrap_or("").to_string();
+        let mut message = text("message");
+        if message.is_empty()
+            && let serde_json::Value::String(s) = &r.body
+        {
+            message.clone_from(s);
+        }
+        Self {
+            method: method.to_string(),
+            path: path.to_string(),
+            status: r.status,
+            code: text("code"),
+            message,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {} {}: {}",
+            self.method, self.path, self.status, self.code, self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 impl Client {
     /// A client for these credentials (trusting `ca_cert` when given).
     pub fn new(creds: Credentials) -> anyhow::Result<Self> {
@@ -139,9 +185,7 @@ impl Client {
     ) -> anyhow::Result<Response> {
         let r = self.call(method.clone(), path_and_query, body).await?;
         if r.status >= 400 {
-            let code = r.body["error"]["code"].as_str().unwrap_or("");
-            let msg = r.body["error"]["message"].as_str().unwrap_or("");
-            anyhow::bail!("{method} {path_and_query}: {} {code}: {msg}", r.status);
+            return Err(ApiError::from_response(&method, path_and_query, &r).into());
         }
         Ok(r)
     }

@@ -101,8 +101,9 @@ impl KeyType {
         use KeyOperation::{Decrypt, Encrypt, Export, Import, Sign, UnwrapKey, Verify, WrapKey};
         match self {
             Self::Rsa(_) => &[Encrypt, Decrypt, Sign, Verify, WrapKey, UnwrapKey, Import, Export],
-            Self::Ec(_) => &[Sign, Verify, Import, Export],
-            Self::Oct(_) => &[Encrypt, Decrypt, WrapKey, UnwrapKey, Import, Export],
+            // `import` makes a key exchange key (BYOK), which must be RSA.
+            Self::Ec(_) => &[Sign, Verify, Export],
+            Self::Oct(_) => &[Encrypt, Decrypt, WrapKey, UnwrapKey, Export],
         }
     }
     /// A stable storage tag: `RSA`, `EC`, `oct`.
@@ -172,6 +173,14 @@ impl KeyOperation {
             if !ops.contains(&op) {
                 ops.push(op);
             }
+        }
+        // A key exchange key (BYOK) may only import: "import is mutually exclusive with all other key operations".
+        if ops.contains(&Self::Import) && ops.len() > 1 {
+            return Err(Error::BadParameter(
+                "The key operation 'import' is mutually exclusive with all other key operations: a key exchange key \
+                 must have key_ops [\"import\"] only."
+                    .into(),
+            ));
         }
         Ok(ops)
     }
@@ -275,6 +284,22 @@ mod tests {
             KeyOperation::parse_list(&names(&["wrapkey"]), KeyType::Rsa(2048)).is_err(),
             "names are case-sensitive"
         );
+        assert_eq!(
+            KeyOperation::parse_list(&names(&["import"]), KeyType::Rsa(4096)).unwrap(),
+            vec![KeyOperation::Import]
+        );
+        for mixed in [
+            &["import", "decrypt"][..],
+            &["unwrapKey", "import"],
+            &["import", "export"],
+        ] {
+            assert!(
+                matches!(KeyOperation::parse_list(&names(mixed), KeyType::Rsa(2048)), Err(Error::BadParameter(m)) if m.contains("mutually exclusive")),
+                "{mixed:?}"
+            );
+        }
+        assert!(KeyOperation::parse_list(&names(&["import"]), KeyType::Ec(Curve::P256)).is_err());
+        assert!(KeyOperation::parse_list(&names(&["import"]), KeyType::Oct(256)).is_err());
         let all = KeyOperation::parse_list(
             &names(&["wrapKey", "unwrapKey", "encrypt", "decrypt"]),
             KeyType::Oct(256),

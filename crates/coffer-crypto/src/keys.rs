@@ -3,7 +3,7 @@
 //!
 //! This module holds the public types and dispatches on the key family; the per-family work lives in the
 //! private modules `rsa`, `ec` and `aes` (and `kw192` for the one AES key-wrap size aws-lc-rs lacks).
-use crate::{Error, SecretBytes, aes, ec, random, rsa};
+use crate::{Error, SecretBytes, aes, ec, pkcs8, random, rsa};
 
 /// An elliptic curve, by its JOSE name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -357,6 +357,24 @@ impl PrivateKey {
         Ok(Self {
             material: Material::Oct(k),
         })
+    }
+
+    /// Parses an unencrypted PKCS#8 `PrivateKeyInfo` (RFC 5208) of an RSA or EC key, finding the family and the
+    /// curve from its AlgorithmIdentifier (e.g. the plaintext of a BYOK blob). RSA keys must be 2048, 3072 or 4096
+    /// bits (the Managed HSM sizes); EC keys must be on P-256, P-256K (secp256k1), P-384 or P-521 (the curve OID
+    /// in the AlgorithmIdentifier parameters; the `publicKey` inside `ECPrivateKey` is optional). Every problem is
+    /// `InvalidKey` with a message that says which.
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, Error> {
+        let material = match pkcs8::algorithm(der)? {
+            pkcs8::Pkcs8Algorithm::Rsa { modulus_bits } => {
+                if !matches!(modulus_bits, 2048 | 3072 | 4096) {
+                    return Err(Error::InvalidKey("RSA key size must be 2048, 3072 or 4096 bits"));
+                }
+                Material::Rsa(rsa::RsaKey::from_pkcs8(der)?)
+            }
+            pkcs8::Pkcs8Algorithm::Ec(curve) => Material::Ec(ec::EcKey::from_pkcs8(curve, der)?),
+        };
+        Ok(Self { material })
     }
 
     /// The family of this key.

@@ -5,6 +5,7 @@
 //!
 //! Secrets are [`SecretBytes`]: zeroized on drop, no `Debug` output, constant-time comparison.
 
+pub mod byok;
 pub mod error;
 pub mod hash;
 pub mod jwt;
@@ -20,6 +21,7 @@ pub mod x509;
 mod aes;
 mod ec;
 mod kw192;
+mod pkcs8;
 mod rsa;
 
 pub use error::Error;

@@ -5,6 +5,7 @@ use coffer_api::keys as wire;
 use coffer_core::Hsm;
 use coffer_core::key::{DeletedKey, KeyVersionRecord};
 use coffer_core::ops::KeyProperties;
+use coffer_core::ops::byok::{ByokImport, decode_base64_lenient};
 use coffer_core::ops::create_import::ImportMaterial;
 use coffer_crypto::SecretBytes;
 use coffer_crypto::keys::{PublicKey, RsaPrivateComponents};
@@ -70,8 +71,16 @@ pub fn import_material(jwk: &wire::JsonWebKey) -> Result<ImportMaterial, ApiErro
         .kty
         .as_deref()
         .ok_or_else(|| ApiError::bad_parameter("The JWK is missing 'kty'."))?;
-    if jwk.key_hsm.is_some() {
-        return Err(ApiError::bad_parameter("BYOK import (key_hsm) is not supported yet."));
+    if let Some(key_hsm) = &jwk.key_hsm {
+        // BYOK: the whole `.byok` file, base64url (padded or not, either alphabet). Private and public members of
+        // the JWK are ignored: the key comes from the blob (core checks `kty`/`crv` against it).
+        let blob = decode_base64_lenient(key_hsm)
+            .ok_or_else(|| ApiError::bad_parameter("The value of 'key_hsm' is not valid base64url."))?;
+        return Ok(ImportMaterial::Byok(ByokImport {
+            kty: kty.to_string(),
+            curve: jwk.crv.clone(),
+            blob,
+        }));
     }
     let family = coffer_core::key::KeyType::parse_family(kty)?;
     Ok(match family {

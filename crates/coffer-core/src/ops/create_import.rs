@@ -7,6 +7,7 @@ use std::sync::Arc;
 use coffer_crypto::SecretBytes;
 use coffer_crypto::keys::{Curve, KeyFamily, PrivateKey, RsaPrivateComponents};
 
+use super::byok::ByokImport;
 use super::{KeyProperties, check_tags, check_times};
 use crate::key::{KeyAttributes, KeyName, KeyOperation, KeyType, KeyVersion, KeyVersionRecord};
 use crate::rbac::{DataAction, Scope};
@@ -34,6 +35,8 @@ pub enum ImportMaterial {
     },
     Oct(SecretBytes),
     Rsa(RsaPrivateComponents),
+    /// A BYOK transfer blob (`key_hsm`), opened with a key exchange key of this HSM (`ops/byok.rs`).
+    Byok(ByokImport),
 }
 
 impl std::fmt::Debug for ImportMaterial {
@@ -137,6 +140,7 @@ impl Hsm {
                 let key = PrivateKey::import_oct(k).map_err(rq)?;
                 (KeyType::Oct(key.size_bits()), key)
             }
+            ImportMaterial::Byok(b) => self.byok_key(b).await?,
         };
         self.store_new_version(name, key_type, key, req.properties).await
     }
@@ -157,6 +161,9 @@ impl Hsm {
         }
         if props.exportable != Some(true) && props.release_policy.is_some() {
             return Err(bad("Non-exportable keys must not have release policy"));
+        }
+        if props.exportable == Some(true) && key_ops.contains(&KeyOperation::Import) {
+            return Err(bad("A key exchange key (key_ops [\"import\"]) cannot be exportable."));
         }
         let tags = props.tags.unwrap_or_default();
         check_tags(&tags)?;

@@ -2,6 +2,7 @@
 
 pub mod access_review;
 pub mod backup_restore;
+pub mod byok;
 pub mod create_import;
 pub mod crypto;
 pub mod delete_recover_purge;

@@ -8,6 +8,7 @@
 mod access;
 mod audit;
 mod auth;
+mod byok;
 mod errors;
 mod full_backup;
 mod issuers;
