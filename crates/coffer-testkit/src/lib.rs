@@ -188,6 +188,16 @@ impl TestServerBuilder {
     }
 }
 
+/// A principal made by [`TestServer::new_principal`].
+#[derive(Debug, Clone)]
+pub struct NewPrincipal {
+    pub object_id: String,
+    pub client_id: String,
+    pub secret: String,
+    /// A token for it (audience: this instance).
+    pub token: String,
+}
+
 /// A running test server.
 #[derive(Debug)]
 pub struct TestServer {
@@ -291,6 +301,61 @@ impl TestServer {
             .as_str()
             .map(str::to_string)
             .context("no access_token")
+    }
+
+    /// Creates a service principal (as the bootstrap principal) and gets a token for it.
+    pub async fn new_principal(&self, name: &str) -> anyhow::Result<NewPrincipal> {
+        let (st, p) = self
+            .call(
+                reqwest::Method::POST,
+                "/coffer/v1/principals?api-version=7.6",
+                Some(serde_json::json!({ "displayName": name })),
+            )
+            .await?;
+        anyhow::ensure!(st == 201, "creating principal {name}: {st} {p}");
+        let field = |k: &str| p[k].as_str().map(str::to_string).context(format!("no {k}"));
+        let (client_id, secret) = (field("clientId")?, field("clientSecret")?);
+        let token = self
+            .token_for(&client_id, &secret, &format!("{}/.default", self.url()))
+            .await?;
+        Ok(NewPrincipal {
+            object_id: field("objectId")?,
+            client_id,
+            secret,
+            token,
+        })
+    }
+
+    /// Sends a JSON request with `token` and returns (status, JSON body or Null).
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path_and_query: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path_and_query}", self.url()))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// Every record of the audit file sink, in chain order.
+    pub fn audit_records(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        for f in coffer_server::audit_sinks::file::list_files(&self.audit_dir())? {
+            for line in std::fs::read_to_string(&f)?.lines() {
+                out.push(serde_json::from_str(line)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The token endpoint URL.

@@ -12,13 +12,7 @@ const AUDITOR: &str = "2c18b078-7c48-4d3a-af88-5a3a1b3f82b3";
 
 /// Every record in the audit directory, in chain order.
 fn records(s: &TestServer) -> Vec<Value> {
-    let mut out = Vec::new();
-    for f in coffer_server::audit_sinks::file::list_files(&s.audit_dir()).unwrap() {
-        for line in std::fs::read_to_string(f).unwrap().lines() {
-            out.push(serde_json::from_str(line).unwrap());
-        }
-    }
-    out
+    s.audit_records().unwrap()
 }
 
 /// Checks every line of the audit directory with the instance's MAC key; returns the number of records.
@@ -38,24 +32,8 @@ async fn verify_all(s: &TestServer) -> u64 {
 
 /// A new principal with no roles: (object id, client id, secret, token).
 async fn principal(s: &TestServer, name: &str) -> (String, String, String, String) {
-    let (st, p) = s
-        .call(
-            Method::POST,
-            &format!("/coffer/v1/principals?{V}"),
-            Some(json!({"displayName": name})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(st, 201, "{p}");
-    let (cid, secret) = (
-        p["clientId"].as_str().unwrap().to_string(),
-        p["clientSecret"].as_str().unwrap().to_string(),
-    );
-    let token = s
-        .token_for(&cid, &secret, &format!("{}/.default", s.url()))
-        .await
-        .unwrap();
-    (p["objectId"].as_str().unwrap().to_string(), cid, secret, token)
+    let p = s.new_principal(name).await.unwrap();
+    (p.object_id, p.client_id, p.secret, p.token)
 }
 
 /// One request of the scripted session.

@@ -83,16 +83,10 @@ async fn acls_admit_chosen_addresses_refuse_others_and_apply_without_restart() {
         .status();
     assert_eq!(st.as_u16(), 403);
     // The refusal is audited with the address and the decision.
-    let refused: Vec<Value> = coffer_server::audit_sinks::file::list_files(&s.audit_dir())
+    let refused: Vec<Value> = s
+        .audit_records()
         .unwrap()
         .into_iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
         .filter(|r| r["properties"]["isAddressAuthorized"] == false)
         .collect();
     assert_eq!(refused.len(), 2, "{refused:?}");
@@ -150,17 +144,7 @@ async fn forwarded_addresses_count_only_from_trusted_proxies_and_public_access_c
     // Not a trusted proxy: its X-Forwarded-For is ignored and the loopback peer is judged (private: admitted).
     assert_eq!(get(&other, keys.clone(), &token, Some("203.0.113.7")).await.0, 200);
     // The audit record names the forwarded client.
-    let recs: Vec<Value> = coffer_server::audit_sinks::file::list_files(&s.audit_dir())
-        .unwrap()
-        .into_iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let recs = s.audit_records().unwrap();
     assert!(
         recs.iter()
             .any(|r| r["callerIpAddress"] == "203.0.113.7" && r["properties"]["httpStatusCode"] == 403)

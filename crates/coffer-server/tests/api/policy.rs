@@ -101,37 +101,13 @@ fn records(s: &TestServer) -> Vec<Value> {
 
 /// A new principal holding `role` at `/`: its token.
 async fn principal_with(s: &TestServer, name: &str, role: &str) -> String {
-    let (st, p) = s
-        .call(
-            Method::POST,
-            &format!("/coffer/v1/principals?{V}"),
-            Some(json!({"displayName": name})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(st, 201, "{p}");
-    s.assign(role, "/", p["objectId"].as_str().unwrap()).await.unwrap();
-    s.token_for(
-        p["clientId"].as_str().unwrap(),
-        p["clientSecret"].as_str().unwrap(),
-        &format!("{}/.default", s.url()),
-    )
-    .await
-    .unwrap()
+    let p = s.new_principal(name).await.unwrap();
+    s.assign(role, "/", &p.object_id).await.unwrap();
+    p.token
 }
 
 async fn call_as(s: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = s
-        .client
-        .request(method, format!("{}{path}", s.url()))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let st = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (st, serde_json::from_str(&text).unwrap_or(Value::Null))
+    s.call_as(token, method, path, body).await.unwrap()
 }
 
 #[tokio::test]
