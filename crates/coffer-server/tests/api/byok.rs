@@ -503,4 +503,3 @@ async fn refusals_have_distinct_messages_and_unwrap_failures_one() {
         assert_eq!(st, 404, "t{i}");
     }
 }
-
