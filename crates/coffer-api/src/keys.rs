@@ -63,7 +63,21 @@ pub struct KeyAttributes {
     pub hsm_platform: Option<String>,
 }
 
-/// KeyReleasePolicy (accepted on the wire; key release comes in a later issue).
+/// POST /keys/{name}/{version}/release.
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeyReleaseParameters {
+    pub target: Option<String>,
+    pub nonce: Option<String>,
+    pub enc: Option<String>,
+}
+
+/// KeyReleaseResult: a compact JWS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyReleaseResult {
+    pub value: String,
+}
+
+/// KeyReleasePolicy (the policy JSON is base64url in `data`; see docs/KEY-RELEASE.md).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct KeyReleasePolicy {
     #[serde(rename = "contentType", skip_serializing_if = "Option::is_none")]

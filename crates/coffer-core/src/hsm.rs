@@ -29,6 +29,8 @@ pub struct HsmConfig {
     pub key_cache_capacity: usize,
     /// Trusted external OIDC issuers.
     pub external_issuers: Vec<crate::issuers::ExternalIssuer>,
+    /// Trusted attestation authorities for Secure Key Release (their `jwks`; `audiences` unused).
+    pub attestation_authorities: Vec<crate::issuers::ExternalIssuer>,
     /// Separation-of-duties policy for new assignments.
     pub separation_of_duties: crate::rbac::SeparationOfDuties,
     /// `resourceId` of audit records (default: the Azure layout with the instance name).

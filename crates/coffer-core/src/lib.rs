@@ -19,6 +19,7 @@ pub mod ops;
 pub mod policy;
 pub mod principal;
 pub mod rbac;
+pub mod release_policy;
 pub mod store;
 pub mod throttle;
 

@@ -193,6 +193,42 @@ pub fn verify(token: &str, jwks: &Value, validation: &TokenValidation<'_>) -> Re
     Ok(claims)
 }
 
+/// Verifies an attestation token (Secure Key Release `target`) against its authority's JWK Set: the key by `kid`,
+/// the algorithm among `algorithms` (and never `none` or HS*), the signature, `exp` (required), `nbf` and `iat`
+/// (if present, not in the future beyond `leeway`). There is no audience. The issuer is compared by the caller
+/// (normalised, see the release policy rules). Returns the claims. A `jku` header is ignored: the key set comes
+/// from configuration only.
+pub fn verify_attestation(
+    token: &str,
+    jwks: &Value,
+    algorithms: &[String],
+    now: u64,
+    leeway: u64,
+) -> Result<Value, Error> {
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| rejected("malformed token or unsupported algorithm"))?;
+    let alg = header.alg;
+    if !BEARER_ALGORITHMS.contains(&alg) || !algorithms.iter().any(|a| *a == format!("{alg:?}")) {
+        return Err(rejected("algorithm not allowed"));
+    }
+    let jwk = select_jwk(jwks, header.kid.as_deref())?;
+    check_jwk_fits(&jwk, alg)?;
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| rejected("unusable key in the key set"))?;
+    let mut checks = jsonwebtoken_validation(alg);
+    checks.validate_aud = false;
+    let claims = jsonwebtoken::decode::<Value>(token, &key, &checks)
+        .map_err(map_jsonwebtoken_error)?
+        .claims;
+    claim_str(&claims, "iss")?;
+    check_times(&claims, now, leeway)?;
+    if let Some(iat) = numeric_date(&claims, "iat")?
+        && now.saturating_add(leeway) < iat
+    {
+        return Err(rejected("token issued in the future"));
+    }
+    Ok(claims)
+}
+
 /// Verifies an OAuth2 client assertion (RFC 7523) signed with the private key of one of `certificates_der`
 /// (RS256 with header `x5t` = base64url SHA-1 of the DER, or PS256 with `x5t#S256`; the header thumbprint selects
 /// the certificate). Checks `aud` == `audience`, `iss` == `sub` == `client_id`, `exp` (required, with 300 s leeway)

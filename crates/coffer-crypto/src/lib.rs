@@ -13,6 +13,7 @@ pub mod kdf;
 pub mod keys;
 pub mod pkcs11;
 pub mod random;
+pub mod release;
 pub mod seal;
 pub mod secret;
 pub mod security_domain;

@@ -38,6 +38,8 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// Trusted external OIDC issuers (`[[issuers]]` tables in coffer.toml).
     pub issuers: Vec<IssuerConfig>,
+    /// Trusted attestation authorities for Secure Key Release (`[[attestation_authorities]]`, docs/KEY-RELEASE.md).
+    pub attestation_authorities: Vec<AttestationAuthorityConfig>,
     /// Separation-of-duties check on new role assignments: `off`, `warn` (default) or `deny`.
     pub separation_of_duties: String,
     /// Create a new instance in recovery mode (waiting for a security-domain upload).
@@ -299,6 +301,45 @@ pub struct IssuerConfig {
     pub ca_cert: Option<PathBuf>,
 }
 
+/// One trusted attestation authority (Secure Key Release): tokens whose `iss` matches `issuer` (scheme and host
+/// case-insensitive, one trailing `/` ignored) are verified with its JWK Set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationAuthorityConfig {
+    /// The authority URL as release policies name it (e.g. `https://sharedeus.eus.attest.azure.net`).
+    pub issuer: String,
+    /// HTTPS URL of the JWK Set (e.g. `{issuer}/certs`).
+    pub jwks_url: Option<String>,
+    /// Or a local JWK Set file (pinned keys).
+    pub jwks_file: Option<PathBuf>,
+    /// Allowed JWS algorithms (default RS256 and ES256).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// A CA (PEM) to trust for `jwks_url`, besides the system roots.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl AttestationAuthorityConfig {
+    /// The core form (an issuer without audiences).
+    pub fn to_core(&self) -> anyhow::Result<coffer_core::issuers::ExternalIssuer> {
+        IssuerConfig {
+            issuer: self.issuer.clone(),
+            audiences: vec![String::new()],
+            jwks_url: self.jwks_url.clone(),
+            jwks_file: self.jwks_file.clone(),
+            object_id_claim: String::new(),
+            groups_claim: String::new(),
+            algorithms: self.algorithms.clone(),
+            ca_cert: self.ca_cert.clone(),
+        }
+        .to_core()
+        .map(|mut i| {
+            i.audiences.clear();
+            i
+        })
+    }
+}
+
 fn default_oid_claim() -> String {
     "oid".into()
 }
@@ -362,6 +403,7 @@ impl Default for ServeConfig {
             token_lifetime_secs: 3600,
             max_body_bytes: 1024 * 1024,
             issuers: Vec::new(),
+            attestation_authorities: Vec::new(),
             separation_of_duties: "warn".into(),
             recovery: false,
             seal: SealConfig::default(),

@@ -160,6 +160,14 @@ pub(crate) fn build(
             _ => props.details = Some(serde_json::json!({ "policyViolations": v })),
         }
     }
+    if let Some(v) = notes.key_release {
+        match &mut props.details {
+            Some(serde_json::Value::Object(m)) => {
+                m.insert("keyRelease".into(), v);
+            }
+            _ => props.details = Some(serde_json::json!({ "keyRelease": v })),
+        }
+    }
     rec.level = match status {
         500.. => "Error",
         401 | 403 => "Warning",

@@ -106,6 +106,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             .iter()
             .map(|i| i.to_core())
             .collect::<anyhow::Result<Vec<_>>>()?,
+        attestation_authorities: config
+            .attestation_authorities
+            .iter()
+            .map(|a| a.to_core())
+            .collect::<anyhow::Result<Vec<_>>>()?,
         separation_of_duties: coffer_core::rbac::SeparationOfDuties::parse(&config.separation_of_duties)
             .context("separation_of_duties must be off, warn or deny")?,
         audit_resource_id: config.audit.resource_id.clone(),
@@ -146,6 +151,14 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         Arc::clone(&metrics),
     )?);
 
+    // Release responses are signed with the TLS key and carry its chain (docs/KEY-RELEASE.md).
+    let release_signer = match coffer_crypto::release::JwsSigner::from_pem(&cert_pem, &key_pem) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the TLS key cannot sign key release responses; release is unavailable");
+            None
+        }
+    };
     let created = credentials.is_some();
     if let Some(c) = credentials {
         let ca_cert = if config.tls_cert.is_some() {
@@ -205,6 +218,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         resource,
         max_body_bytes: config.max_body_bytes,
         metrics,
+        release_signer,
         facts: crate::state::ServerFacts {
             data_dir: dir.root.clone(),
             seal_provider: config.seal.provider.clone(),

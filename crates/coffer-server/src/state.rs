@@ -18,6 +18,8 @@ pub struct AppState {
     pub throttle: Option<Arc<coffer_core::throttle::Throttle>>,
     /// Deployment facts for the posture report.
     pub facts: ServerFacts,
+    /// Signs Secure Key Release responses (the TLS key and chain at start; `None` if that key cannot sign).
+    pub release_signer: Option<Arc<coffer_crypto::release::JwsSigner>>,
 }
 
 /// Deployment facts core cannot see.

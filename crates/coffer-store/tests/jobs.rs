@@ -35,6 +35,7 @@ async fn hsm(
         token_lifetime_secs: 3600,
         key_cache_capacity: 100,
         external_issuers: Vec::new(),
+        attestation_authorities: Vec::new(),
         separation_of_duties: coffer_core::rbac::SeparationOfDuties::Off,
         audit_resource_id: None,
     };

@@ -47,6 +47,7 @@ pub struct TestServerBuilder {
     provisioned: bool,
     recovery: bool,
     issuers: Vec<coffer_server::config::IssuerConfig>,
+    attestation_authorities: Vec<coffer_server::config::AttestationAuthorityConfig>,
     audit: Option<coffer_server::config::AuditConfig>,
     metrics: Option<std::net::SocketAddr>,
     tls_policy: Option<coffer_server::config::TlsPolicyConfig>,
@@ -93,6 +94,11 @@ impl TestServerBuilder {
     /// Trusts an external OIDC issuer.
     pub fn trust_issuer(mut self, issuer: coffer_server::config::IssuerConfig) -> Self {
         self.issuers.push(issuer);
+        self
+    }
+    /// Trusts an attestation authority for Secure Key Release.
+    pub fn attestation_authority(mut self, authority: coffer_server::config::AttestationAuthorityConfig) -> Self {
+        self.attestation_authorities.push(authority);
         self
     }
     /// Audit settings (default: the file sink in `<data-dir>/audit`, fail-closed).
@@ -148,6 +154,7 @@ impl TestServerBuilder {
             soft_delete_retention_days: self.retention_days.unwrap_or(90),
             purge_protection: self.purge_protection,
             issuers: self.issuers.clone(),
+            attestation_authorities: self.attestation_authorities.clone(),
             separation_of_duties: self.sod.clone().unwrap_or_else(|| "warn".into()),
             audit: self.audit.clone().unwrap_or_default(),
             metrics: coffer_server::config::MetricsConfig { listen: self.metrics },

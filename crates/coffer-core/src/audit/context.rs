@@ -19,6 +19,8 @@ pub struct Notes {
     pub key_properties: Option<serde_json::Value>,
     /// Key policy violations the request met (`Audit` ones it passed, `Deny` ones that refused it).
     pub policy_violations: Vec<serde_json::Value>,
+    /// Secure Key Release: the attestation token's `iss` and the trusted authority it matched (never the token).
+    pub key_release: Option<serde_json::Value>,
 }
 
 /// Shared notes of one request.
@@ -69,6 +71,11 @@ pub(crate) fn key_result(rec: &crate::key::KeyVersionRecord) {
 /// Notes a key policy violation (no secrets: assignment, definition, effect, key name and version, reason).
 pub(crate) fn policy_violation(v: serde_json::Value) {
     with(|n| n.policy_violations.push(v));
+}
+
+/// Notes the attestation facts of a release attempt.
+pub(crate) fn key_release(v: serde_json::Value) {
+    with(|n| n.key_release = Some(v));
 }
 
 /// `keyProperties` of a key version.

@@ -33,6 +33,7 @@ pub fn operation_name(method: &str, segs: &[&str], token_service: bool) -> Strin
         ("PUT", ["keys", _, "restore"]) => "SelectiveKeyRestoreCreate",
         ("POST", ["keys", _, "create"]) => "KeyCreate",
         ("POST", ["keys", _, "backup"]) => "KeyBackup",
+        ("POST", ["keys", _, "release"]) => "KeyRelease",
         ("GET", ["keys", _, "versions"]) => "KeyListVersions",
         ("GET", ["keys", _, _]) => "KeyGet",
         ("PATCH", ["keys", _, _]) => "KeyUpdate",

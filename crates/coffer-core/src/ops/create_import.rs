@@ -189,6 +189,11 @@ impl Hsm {
             sealed_material: Vec::new(),
         };
         self.enforce_key_policies(&record, false).await?;
+        record.release_policy = record
+            .release_policy
+            .as_deref()
+            .map(crate::release_policy::normalize)
+            .transpose()?;
         record.sealed_material = self.seal_material(&key, &record)?;
         record.name = self
             .store

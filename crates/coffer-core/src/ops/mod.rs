@@ -14,6 +14,7 @@ pub mod policy;
 pub mod posture;
 pub mod random;
 pub mod read;
+pub mod release;
 pub mod role_assignments;
 pub mod role_definitions;
 pub mod rotation;

@@ -51,8 +51,8 @@ impl Hsm {
                 "Non-exportable keys must not have release policy".into(),
             ));
         }
-        if props.release_policy.is_some() {
-            rec.release_policy = props.release_policy;
+        if let Some(p) = props.release_policy {
+            rec.release_policy = Some(crate::release_policy::normalize(&p)?);
         }
         check_times(&rec.attributes)?;
         rec.attributes.updated = self.clock.now();

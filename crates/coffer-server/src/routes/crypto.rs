@@ -20,6 +20,7 @@ pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str
         "wrapkey" => Some(CipherOp::WrapKey),
         "unwrapkey" => Some(CipherOp::UnwrapKey),
         "sign" | "verify" => None,
+        "release" => return release(ctx, name, version).await,
         _ => return Err(ApiError::not_found_route()),
     };
     let base = &ctx.app.public_url;
@@ -81,4 +82,45 @@ pub(super) async fn random(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let p: wire::GetRandomBytesRequest = ctx.json()?;
     let bytes = ctx.app.hsm.random_bytes(&ctx.principal, p.count).await?;
     Ok(ok_json(&wire::RandomBytes { value: enc(&bytes) }))
+}
+
+/// `POST /keys/{name}/{version}/release` (also `/keys/{name}//release` and `/keys/{name}/release`): the signed
+/// release JWS (docs/KEY-RELEASE.md).
+pub(super) async fn release(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+    let p: wire::KeyReleaseParameters = ctx.json()?;
+    let signer = ctx.app.release_signer.clone().ok_or_else(|| {
+        ApiError::from(coffer_core::Error::Forbidden(
+            "Key release is not available: the server's TLS key cannot sign release responses.".into(),
+        ))
+    })?;
+    let req = coffer_core::ops::release::ReleaseRequest {
+        target: p.target.unwrap_or_default(),
+        enc: p.enc,
+        nonce: p.nonce.clone(),
+    };
+    let out = ctx.app.hsm.release_key(&ctx.principal, name, version, req).await?;
+    let base = &ctx.app.public_url;
+    let mut bundle = serde_json::to_value(crate::convert::key_bundle(&ctx.app.hsm, base, &out.record))
+        .map_err(|_| ApiError::from(coffer_core::Error::Corrupt("key bundle".into())))?;
+    if let Some(key) = bundle.get_mut("key").and_then(serde_json::Value::as_object_mut) {
+        key.insert("key_hsm".into(), out.key_hsm.into());
+    }
+    let requested_kid = match version {
+        Some(v) if !v.is_empty() => format!("{base}/keys/{}/{v}", out.record.name),
+        _ => format!("{base}/keys/{}", out.record.name),
+    };
+    let mut request = serde_json::json!({
+        "api-version": ctx.api_version,
+        "enc": out.enc.name(),
+        "kid": requested_kid,
+    });
+    if let Some(n) = p.nonce {
+        request["nonce"] = n.into();
+    }
+    let payload = serde_json::json!({"request": request, "response": {"key": bundle}});
+    let value = signer
+        .sign(&payload)
+        .map_err(|e| ApiError::from(coffer_core::Error::Crypto(e)))?;
+    tracing::debug!(issuer = %out.issuer, "release response signed");
+    Ok(ok_json(&wire::KeyReleaseResult { value }))
 }

@@ -430,6 +430,9 @@ async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
         ["keys", name, verb] if verb.eq_ignore_ascii_case("create") && m == Method::POST => {
             keys::create(ctx, name).await
         }
+        ["keys", name, verb] if verb.eq_ignore_ascii_case("release") && m == Method::POST => {
+            crypto::release(ctx, name, None).await
+        }
         ["keys", name, verb] if verb.eq_ignore_ascii_case("backup") && m == Method::POST => {
             keys::backup(ctx, name).await
         }

@@ -16,6 +16,7 @@ mod keys;
 mod network;
 mod policy;
 mod rbac_matrix;
+mod release;
 mod restart;
 mod rotation;
 mod security_domain;
