@@ -162,7 +162,8 @@ async fn resolve_role(api: &mut Api, role: &str) -> anyhow::Result<String> {
 }
 
 async fn find_by_role_name(api: &mut Api, role_name: &str) -> anyhow::Result<Value> {
-    let filter = format!("roleName eq '{role_name}'");
+    // OData string literal: a quote is written twice.
+    let filter = format!("roleName eq '{}'", role_name.replace('\'', "''"));
     let mut list = api.list(DEFINITIONS, &[("$filter", &filter)]).await?;
     match list.len() {
         0 => bail!("no role definition is named '{role_name}'"),
@@ -178,7 +179,10 @@ async fn definition_name(api: &mut Api, name: Option<String>, role_id: Option<St
         (Some(n), None) if is_guid(&n) => Ok(n),
         (Some(n), None) => {
             let d = find_by_role_name(api, &n).await?;
-            Ok(d.get("name").and_then(Value::as_str).unwrap_or_default().to_string())
+            d.get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .context("the role definition has no name")
         }
         (None, None) => bail!("give --name or --role-id"),
     }
@@ -343,7 +347,7 @@ async fn assignment(api: &mut Api, cmd: AssignmentCommand) -> anyhow::Result<Val
             }
             let mut deleted = Vec::new();
             for a in &found {
-                let n = a["name"].as_str().unwrap_or_default();
+                let n = a["name"].as_str().context("a role assignment without a name")?;
                 let path = format!("{}/{}", assignments_path("/"), seg(n));
                 deleted.push(api.send(Method::DELETE, &path, &[], None).await?);
             }

@@ -152,6 +152,9 @@ fn parse_condition(v: &Value, depth: usize) -> Result<Condition, Error> {
             if claim.is_empty() {
                 return Err(bad("claim must not be empty"));
             }
+            if op == Operator::Exists && !value.is_boolean() {
+                return Err(bad("exists takes a boolean (true or false, not a string or a number)"));
+            }
             Ok(Condition::Claim { claim, op, value })
         }
         _ => Err(bad(
@@ -410,12 +413,29 @@ mod tests {
             r#"{}"#,
             r#"{"anyOf":[{"authority":"x"}]}"#,
             r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","equals":[1]}]}]}"#,
-            r#"{"anyOf":[{"authority":"x","allOf":[],"anyOf":[{"claim":"c","equals":1}]}]}"#,
+            r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","equals":1}],"anyOf":[{"claim":"c","equals":1}]}]}"#,
             r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","equals":1,"less":2}]}]}"#,
             r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","like":1}]}]}"#,
+            r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","exists":"false"}]}]}"#,
+            r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","condition":"exists","value":"true"}]}]}"#,
+            r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","exists":1}]}]}"#,
         ] {
             assert!(ReleasePolicy::parse(bad.as_bytes()).is_err(), "{bad}");
         }
+        let msg = |s: &str| ReleasePolicy::parse(s.as_bytes()).unwrap_err().to_string();
+        // Both groups, each valid on its own: the both-groups check is what refuses it.
+        let both = msg(
+            r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","equals":1}],"anyOf":[{"claim":"c","equals":1}]}]}"#,
+        );
+        assert!(both.contains("both allOf and anyOf"), "{both}");
+        let exists = msg(r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","exists":"false"}]}]}"#);
+        assert!(exists.contains("exists takes a boolean"), "{exists}");
+        // A boolean is accepted, either way round.
+        let pol = p(r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","exists":false}]}]}"#);
+        assert!(pol.evaluate("x", &json!({})));
+        assert!(!pol.evaluate("x", &json!({"c": 1})));
+        let pol = p(r#"{"anyOf":[{"authority":"x","allOf":[{"claim":"c","exists":true}]}]}"#);
+        assert!(pol.evaluate("x", &json!({"c": 1})));
     }
 
     #[test]

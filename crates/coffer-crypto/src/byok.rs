@@ -8,7 +8,9 @@
 //!
 //! [`byok_unwrap`] is the server side. [`byok_wrap`] is the tool side (what a vendor's BYOK tool does in the source
 //! HSM); Coffer itself never wraps for import, it is here for tests and for building blobs from a public key.
-use aws_lc_rs::rsa::{OAEP_SHA1_MGF1SHA1, OaepPublicEncryptingKey, PublicEncryptingKey, PublicKeyComponents};
+use aws_lc_rs::rsa::{
+    OAEP_SHA1_MGF1SHA1, OaepAlgorithm, OaepPublicEncryptingKey, PublicEncryptingKey, PublicKeyComponents,
+};
 
 use crate::keys::{CipherParams, EncryptionAlgorithm, KeyFamily, PrivateKey, PublicKey};
 use crate::{Error, SecretBytes, aes, random};
@@ -67,11 +69,23 @@ pub fn byok_wrap(kek: &PublicKey, transport_key_len: usize, plaintext: &[u8]) ->
     }
     .try_into()
     .map_err(|_| Error::InvalidKey("not a valid RSA public key"))?;
+    rsa_aes_kwp_wrap(public, &OAEP_SHA1_MGF1SHA1, transport_key_len, plaintext)
+}
+
+/// The `RSA-AES` key wrap shared by BYOK and Secure Key Release: `RSA-OAEP(oaep_alg)(public, K) || AES-KWP(K,
+/// plaintext)` (RFC 5649) with a fresh random `K` of `transport_len` bytes. `C1` is exactly the modulus length.
+/// Callers check the key size and the transport length they accept.
+pub(crate) fn rsa_aes_kwp_wrap(
+    public: PublicEncryptingKey,
+    oaep_alg: &'static OaepAlgorithm,
+    transport_len: usize,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
     let oaep = OaepPublicEncryptingKey::new(public).map_err(|_| Error::Unspecified)?;
-    let transport = random::secret(transport_key_len)?;
+    let transport = random::secret(transport_len)?;
     let mut c1 = vec![0u8; oaep.ciphertext_size()];
     let written = oaep
-        .encrypt(&OAEP_SHA1_MGF1SHA1, transport.expose_secret(), &mut c1, None)
+        .encrypt(oaep_alg, transport.expose_secret(), &mut c1, None)
         .map_err(|_| Error::InvalidParameter("the transport key does not fit this RSA key"))?
         .len();
     c1.truncate(written);

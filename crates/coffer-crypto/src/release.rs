@@ -9,16 +9,15 @@
 //! does: Microsoft's clients verify with `x5c[0]` and then validate the chain for the HSM host name.
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{
-    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384, OaepAlgorithm, OaepPublicEncryptingKey,
-    PublicEncryptingKey, PublicKeyComponents,
+    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OAEP_SHA384_MGF1SHA384, OaepAlgorithm, PublicEncryptingKey,
+    PublicKeyComponents,
 };
 use aws_lc_rs::signature::{self, EcdsaKeyPair, RsaKeyPair, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
-use crate::keys::{CipherParams, EncryptionAlgorithm};
-use crate::{Error, SecretBytes, aes, hash, random};
+use crate::{Error, SecretBytes, hash, x509};
 
 /// Smallest accepted TEE wrapping key.
 pub const MIN_TEE_KEY_BITS: usize = 2048;
@@ -73,22 +72,7 @@ pub fn release_wrap(n: &[u8], e: &[u8], enc: ReleaseEnc, key_material: &SecretBy
             "the wrapping key must be an RSA key of at least 2048 bits",
         ));
     }
-    let oaep = OaepPublicEncryptingKey::new(public).map_err(|_| Error::Unspecified)?;
-    let transport = random::secret(32)?;
-    let mut c1 = vec![0u8; oaep.ciphertext_size()];
-    let written = oaep
-        .encrypt(enc.oaep(), transport.expose_secret(), &mut c1, None)
-        .map_err(|_| Error::InvalidParameter("the transport key does not fit this RSA key"))?
-        .len();
-    c1.truncate(written);
-    let c2 = aes::encrypt(
-        &transport,
-        EncryptionAlgorithm::CkmAesKeyWrapPad,
-        key_material.expose_secret(),
-        &CipherParams::default(),
-    )?;
-    c1.extend_from_slice(&c2.value);
-    Ok(c1)
+    crate::byok::rsa_aes_kwp_wrap(public, enc.oaep(), 32, key_material.expose_secret())
 }
 
 enum SignerKey {
@@ -100,7 +84,10 @@ enum SignerKey {
 /// Signs release responses: the server's TLS key and certificate chain.
 pub struct JwsSigner {
     key: SignerKey,
+    /// The certificate chain, DER, leaf first.
     chain: Vec<Vec<u8>>,
+    /// base64url of the protected header (the same for every response).
+    header_b64: String,
 }
 
 impl std::fmt::Debug for JwsSigner {
@@ -113,7 +100,7 @@ impl JwsSigner {
     /// From a PEM certificate chain (leaf first) and a PEM private key (PKCS#8, SEC1 `EC PRIVATE KEY` or PKCS#1
     /// `RSA PRIVATE KEY`; P-256, P-384 or RSA). The leaf's public key must be the key's.
     pub fn from_pem(chain_pem: &str, key_pem: &SecretBytes) -> Result<Self, Error> {
-        let chain = crate::x509::certificates_from_pem(chain_pem)?;
+        let chain = x509::certificates_from_pem(chain_pem)?;
         let block = x509_parser::pem::Pem::iter_from_buffer(key_pem.expose_secret())
             .filter_map(Result::ok)
             .find(|b| b.label.ends_with("PRIVATE KEY"))
@@ -141,34 +128,33 @@ impl JwsSigner {
         if own != leaf_key {
             return Err(Error::InvalidKey("the signing key does not match the certificate"));
         }
-        Ok(Self { key, chain })
+        let kid: String = hash::sha1(leaf).iter().map(|b| format!("{b:02X}")).collect();
+        let header = serde_json::json!({
+            "alg": alg_of(&key),
+            "kid": kid,
+            "x5t": x509::thumbprint_sha1(leaf),
+            "typ": "JWT",
+            "x5t#S256": x509::thumbprint_sha256(leaf),
+            "x5c": chain.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>(),
+        });
+        let header_b64 = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|_| Error::Unspecified)?);
+        Ok(Self { key, chain, header_b64 })
     }
 
     /// The JWS `alg`.
     pub fn alg(&self) -> &'static str {
-        match self.key {
-            SignerKey::Ec256(_) => "ES256",
-            SignerKey::Ec384(_) => "ES384",
-            SignerKey::Rsa(_) => "RS256",
-        }
+        alg_of(&self.key)
+    }
+
+    /// The certificate chain (DER, leaf first) that goes into `x5c`.
+    pub fn chain(&self) -> &[Vec<u8>] {
+        &self.chain
     }
 
     /// Compact JWS over `payload` with header `{alg, kid (SHA-1 hex upper), x5t, typ: JWT, x5t#S256, x5c}`.
     pub fn sign(&self, payload: &Value) -> Result<String, Error> {
-        let leaf = self.chain.first().ok_or(Error::Unspecified)?;
-        let sha1 = hash::sha1(leaf);
-        let kid: String = sha1.iter().map(|b| format!("{b:02X}")).collect();
-        let header = serde_json::json!({
-            "alg": self.alg(),
-            "kid": kid,
-            "x5t": URL_SAFE_NO_PAD.encode(sha1),
-            "typ": "JWT",
-            "x5t#S256": URL_SAFE_NO_PAD.encode(hash::sha256(leaf)),
-            "x5c": self.chain.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>(),
-        });
-        let h = serde_json::to_vec(&header).map_err(|_| Error::Unspecified)?;
         let p = serde_json::to_vec(payload).map_err(|_| Error::Unspecified)?;
-        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(h), URL_SAFE_NO_PAD.encode(p));
+        let input = format!("{}.{}", self.header_b64, URL_SAFE_NO_PAD.encode(p));
         let rng = SystemRandom::new();
         let sig = match &self.key {
             SignerKey::Ec256(k) | SignerKey::Ec384(k) => k
@@ -184,6 +170,14 @@ impl JwsSigner {
             }
         };
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+    }
+}
+
+fn alg_of(key: &SignerKey) -> &'static str {
+    match key {
+        SignerKey::Ec256(_) => "ES256",
+        SignerKey::Ec384(_) => "ES384",
+        SignerKey::Rsa(_) => "RS256",
     }
 }
 
@@ -253,6 +247,15 @@ mod tests {
             let mut tampered = jws.clone();
             tampered.push('A');
             assert!(verify_release_jws(&tampered).is_err());
+            // A different, validly encoded payload under the original header and signature: only the signature
+            // check can refuse it.
+            let parts: Vec<&str> = jws.split('.').collect();
+            let other = URL_SAFE_NO_PAD.encode(br#"{"a":2}"#);
+            let swapped = format!("{}.{other}.{}", parts[0], parts[2]);
+            assert!(matches!(verify_release_jws(&swapped), Err(Error::DecryptFailed)));
+            // The header is built once and matches the leaf.
+            assert_eq!(header["x5c"][0], STANDARD.encode(&signer.chain()[0]));
+            assert_eq!(header["x5t"], x509::thumbprint_sha1(&signer.chain()[0]));
         }
         // A key that does not match the certificate is refused.
         let (chain, _) = self_signed(&rcgen::PKCS_ECDSA_P256_SHA256);

@@ -151,14 +151,6 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         Arc::clone(&metrics),
     )?);
 
-    // Release responses are signed with the TLS key and carry its chain (docs/KEY-RELEASE.md).
-    let release_signer = match coffer_crypto::release::JwsSigner::from_pem(&cert_pem, &key_pem) {
-        Ok(s) => Some(Arc::new(s)),
-        Err(e) => {
-            tracing::warn!(error = %e, "the TLS key cannot sign key release responses; release is unavailable");
-            None
-        }
-    };
     let created = credentials.is_some();
     if let Some(c) = credentials {
         let ca_cert = if config.tls_cert.is_some() {
@@ -218,7 +210,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         resource,
         max_body_bytes: config.max_body_bytes,
         metrics,
-        release_signer,
+        tls: Arc::clone(&tls),
         facts: crate::state::ServerFacts {
             data_dir: dir.root.clone(),
             seal_provider: config.seal.provider.clone(),

@@ -18,8 +18,9 @@ pub struct AppState {
     pub throttle: Option<Arc<coffer_core::throttle::Throttle>>,
     /// Deployment facts for the posture report.
     pub facts: ServerFacts,
-    /// Signs Secure Key Release responses (the TLS key and chain at start; `None` if that key cannot sign).
-    pub release_signer: Option<Arc<coffer_crypto::release::JwsSigner>>,
+    /// The TLS side: among others the signer of Secure Key Release responses
+    /// ([`crate::tls::TlsManager::release_signer`]), which follows certificate reloads.
+    pub tls: Arc<crate::tls::TlsManager>,
 }
 
 /// Deployment facts core cannot see.

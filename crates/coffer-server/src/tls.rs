@@ -21,6 +21,7 @@ use anyhow::Context;
 use axum_server::accept::Accept;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use coffer_crypto::SecretBytes;
+use coffer_crypto::release::JwsSigner;
 use coffer_crypto::x509::{self, CertifiedKey};
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::aws_lc_rs::cipher_suite;
@@ -285,6 +286,20 @@ pub struct TlsManager {
     rustls: RustlsConfig,
     stamps: Mutex<Stamps>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Signs Secure Key Release responses with the certificate being served (`None` when its key cannot sign);
+    /// rebuilt with every certificate reload.
+    release_signer: RwLock<Option<Arc<JwsSigner>>>,
+}
+
+/// The release signer for a certificate and key (docs/KEY-RELEASE.md), or `None` (logged) if that key cannot sign.
+fn release_signer_for(cert_pem: &str, key_pem: &SecretBytes) -> Option<Arc<JwsSigner>> {
+    match JwsSigner::from_pem(cert_pem, key_pem) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the TLS key cannot sign key release responses; release is unavailable");
+            None
+        }
+    }
 }
 
 impl std::fmt::Debug for TlsManager {
@@ -330,7 +345,17 @@ impl TlsManager {
             rustls: RustlsConfig::from_config(cfg),
             stamps: Mutex::new(stamps),
             metrics,
+            release_signer: RwLock::new(release_signer_for(cert_pem, key_pem)),
         })
+    }
+
+    /// Signs Secure Key Release responses: the key and chain of the certificate being served (the last one
+    /// loaded). `None` when that key cannot sign (a key type JWS does not cover).
+    pub fn release_signer(&self) -> Option<Arc<JwsSigner>> {
+        match self.release_signer.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// The acceptor for a listener: the TLS handshake, then [`TlsInfo`] on every request of the connection.
@@ -409,7 +434,13 @@ impl TlsManager {
         };
         let (cert_pem, key_pem) = read_files(cert, key)?;
         let ck = certified_key(&cert_pem, &key_pem, &provider())?;
+        // Built from the same PEMs, so that release responses carry the certificate being served.
+        let signer = release_signer_for(&cert_pem, &key_pem);
         self.resolver.set(ck);
+        match self.release_signer.write() {
+            Ok(mut g) => *g = signer,
+            Err(p) => *p.into_inner() = signer,
+        }
         if let Some(t) = not_after(&cert_pem) {
             self.metrics.set_tls_not_after(t);
         }

@@ -277,13 +277,24 @@ impl TestServer {
 
     /// A token for any client of this instance, for `scope`.
     pub async fn token_for(&self, client_id: &str, secret: &str, scope: &str) -> anyhow::Result<String> {
+        self.request_token(&self.client, client_id, secret, scope).await
+    }
+
+    /// A client-credentials token request through `client`.
+    async fn request_token(
+        &self,
+        client: &reqwest::Client,
+        client_id: &str,
+        secret: &str,
+        scope: &str,
+    ) -> anyhow::Result<String> {
         let form = [
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", client_id.to_string()),
-            ("client_secret", secret.to_string()),
-            ("scope", scope.to_string()),
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", scope),
         ];
-        let resp = self.client.post(self.token_endpoint()).form(&form).send().await?;
+        let resp = client.post(self.token_endpoint()).form(&form).send().await?;
         anyhow::ensure!(resp.status().is_success(), "token request failed: {}", resp.status());
         let body: serde_json::Value = resp.json().await?;
         body["access_token"]
@@ -295,19 +306,9 @@ impl TestServer {
     /// A bearer token for the bootstrap principal, requested through `client` (e.g. one bound to another source
     /// address).
     pub async fn token_for_via(&self, client: &reqwest::Client) -> anyhow::Result<String> {
-        let form = [
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", self.cred("client_id")),
-            ("client_secret", self.cred("client_secret")),
-            ("scope", format!("{}/.default", self.url())),
-        ];
-        let resp = client.post(self.token_endpoint()).form(&form).send().await?;
-        anyhow::ensure!(resp.status().is_success(), "token request failed: {}", resp.status());
-        let body: serde_json::Value = resp.json().await?;
-        body["access_token"]
-            .as_str()
-            .map(str::to_string)
-            .context("no access_token")
+        let scope = format!("{}/.default", self.url());
+        self.request_token(client, &self.cred("client_id"), &self.cred("client_secret"), &scope)
+            .await
     }
 
     /// Creates a service principal (as the bootstrap principal) and gets a token for it.
@@ -372,19 +373,7 @@ impl TestServer {
 
     /// A bearer token for the bootstrap principal.
     pub async fn token(&self) -> anyhow::Result<String> {
-        let form = [
-            ("grant_type", "client_credentials".to_string()),
-            ("client_id", self.cred("client_id")),
-            ("client_secret", self.cred("client_secret")),
-            ("scope", format!("{}/.default", self.url())),
-        ];
-        let resp = self.client.post(self.token_endpoint()).form(&form).send().await?;
-        anyhow::ensure!(resp.status().is_success(), "token request failed: {}", resp.status());
-        let body: serde_json::Value = resp.json().await?;
-        body["access_token"]
-            .as_str()
-            .map(str::to_string)
-            .context("no access_token")
+        self.token_for_via(&self.client).await
     }
 
     /// Sends an authenticated JSON request and returns (status, JSON body or Null).

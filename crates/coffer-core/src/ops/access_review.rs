@@ -40,6 +40,11 @@ impl Hsm {
         if !(1..=3650).contains(&unused_days) {
             return Err(Error::BadParameter("unusedDays must be between 1 and 3650.".into()));
         }
+        self.review_assignments(unused_days).await
+    }
+
+    /// The access review without the authorization check (the posture report builds on it).
+    pub(crate) async fn review_assignments(&self, unused_days: i64) -> Result<AccessReview, Error> {
         let now = self.clock.now();
         let assignments = self.store.role_assignments(None).await?;
         let customs = self.store.custom_roles().await?;

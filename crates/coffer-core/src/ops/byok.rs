@@ -220,6 +220,11 @@ impl Hsm {
                 "The key '{kid}' is not a key exchange key: its key_ops must be exactly [\"import\"]."
             )));
         }
+        if rec.attributes.exportable {
+            return Err(bad(format!(
+                "The key exchange key '{kid}' is exportable; a key exchange key must never leave the HSM."
+            )));
+        }
         let now = self.clock.now();
         if !rec.attributes.enabled {
             return Err(bad(format!("The key exchange key '{kid}' is disabled.")));

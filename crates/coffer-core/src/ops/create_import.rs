@@ -162,9 +162,7 @@ impl Hsm {
         if props.exportable != Some(true) && props.release_policy.is_some() {
             return Err(bad("Non-exportable keys must not have release policy"));
         }
-        if props.exportable == Some(true) && key_ops.contains(&KeyOperation::Import) {
-            return Err(bad("A key exchange key (key_ops [\"import\"]) cannot be exportable."));
-        }
+        super::check_kek_not_exportable(&key_ops, props.exportable == Some(true))?;
         let tags = props.tags.unwrap_or_default();
         check_tags(&tags)?;
         let now = self.clock.now();
@@ -188,12 +186,14 @@ impl Hsm {
             release_policy: props.release_policy,
             sealed_material: Vec::new(),
         };
-        self.enforce_key_policies(&record, false).await?;
+        // The request is valid before key policies look at it: a refused release policy must not leave Audit
+        // violations in the audit record for a version that is never written.
         record.release_policy = record
             .release_policy
             .as_deref()
             .map(crate::release_policy::normalize)
             .transpose()?;
+        self.enforce_key_policies(&record, false).await?;
         record.sealed_material = self.seal_material(&key, &record)?;
         record.name = self
             .store

@@ -68,13 +68,19 @@ pub enum CipherResult {
 }
 
 impl Hsm {
-    fn check_usable(&self, rec: &KeyVersionRecord, op: KeyOperation, protects_new_data: bool) -> Result<(), Error> {
+    /// The lifetime part of [`Self::check_usable`]: the key version is enabled, past `nbf` and — when
+    /// `check_expiry` — not expired. `op_name` names the operation in the messages.
+    pub(crate) fn check_lifetime(
+        &self,
+        rec: &KeyVersionRecord,
+        op_name: &str,
+        check_expiry: bool,
+    ) -> Result<(), Error> {
         let now = self.clock.now();
         let name = rec.name.as_str();
         if !rec.attributes.enabled {
             return Err(Error::Forbidden(format!(
-                "Operation {} is not allowed on a disabled key '{name}'.",
-                op.name()
+                "Operation {op_name} is not allowed on a disabled key '{name}'."
             )));
         }
         if rec.attributes.not_before.is_some_and(|nbf| now < nbf) {
@@ -82,12 +88,17 @@ impl Hsm {
                 "Key '{name}' is not yet valid (nbf is in the future)."
             )));
         }
-        if protects_new_data && rec.attributes.expires.is_some_and(|exp| now >= exp) {
+        if check_expiry && rec.attributes.expires.is_some_and(|exp| now >= exp) {
             return Err(Error::Forbidden(format!(
-                "Operation {} is not allowed on an expired key '{name}'.",
-                op.name()
+                "Operation {op_name} is not allowed on an expired key '{name}'."
             )));
         }
+        Ok(())
+    }
+
+    fn check_usable(&self, rec: &KeyVersionRecord, op: KeyOperation, protects_new_data: bool) -> Result<(), Error> {
+        self.check_lifetime(rec, op.name(), protects_new_data)?;
+        let name = rec.name.as_str();
         if !rec.key_ops.contains(&op) {
             return Err(Error::Forbidden(format!(
                 "Operation {} is not permitted on key '{name}'.",

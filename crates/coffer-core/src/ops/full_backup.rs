@@ -163,23 +163,12 @@ fn state_aad(folder: &str) -> Vec<u8> {
 
 /// Formats a Unix time as `YYYYMMDDhhmmss` (UTC) for folder names.
 fn stamp(ts: i64) -> String {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
+    // `2026-11-22T05:51:56.0000000Z` → `20261122055156`
+    crate::audit::record::format_time(i128::from(ts) * 1_000_000_000)
+        .chars()
+        .take(19)
+        .filter(char::is_ascii_digit)
+        .collect()
 }
 
 /// The `meta` entry holding the time of the last successful full backup.

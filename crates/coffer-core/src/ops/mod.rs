@@ -55,6 +55,17 @@ pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), Error> {
 }
 
 /// Checks `nbf` < `exp` when both are set.
+/// A key exchange key (`key_ops` holding `import`) must never be exportable: its private key opens BYOK blobs.
+/// Checked wherever ops or exportability are set (create, import, update).
+pub(crate) fn check_kek_not_exportable(key_ops: &[crate::key::KeyOperation], exportable: bool) -> Result<(), Error> {
+    if exportable && key_ops.contains(&crate::key::KeyOperation::Import) {
+        return Err(Error::BadParameter(
+            "A key exchange key (key_ops [\"import\"]) cannot be exportable.".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_times(attrs: &KeyAttributes) -> Result<(), Error> {
     if let (Some(nbf), Some(exp)) = (attrs.not_before, attrs.expires)
         && nbf >= exp

@@ -140,52 +140,25 @@ impl Hsm {
             "Run a full backup (POST /backup, or KeyVaultBackupClient.begin_backup) at least daily.",
         );
 
-        let assignments = self.store.role_assignments(None).await?;
-        let groups: std::collections::HashSet<String> = self
-            .store
-            .list_groups()
-            .await?
-            .into_iter()
-            .map(|g| g.object_id.to_ascii_lowercase())
-            .collect();
-        let live: Vec<_> = assignments
-            .iter()
-            .filter(|a| a.expires.is_none_or(|e| now < e))
-            .collect();
-        let is_group = |id: &str| groups.contains(&id.to_ascii_lowercase());
-        let individual_admins: Vec<&str> = live
-            .iter()
-            .filter(|a| a.role_definition_id == builtin::ADMINISTRATOR && !is_group(&a.principal_id))
-            .map(|a| a.principal_id.as_str())
-            .collect();
+        let review = self.review_assignments(90).await?;
+        let live: Vec<_> = review.assignments.iter().filter(|a| !a.expired).collect();
         let admin_groups = live
             .iter()
-            .filter(|a| a.role_definition_id == builtin::ADMINISTRATOR && is_group(&a.principal_id))
+            .filter(|a| a.assignment.role_definition_id == builtin::ADMINISTRATOR && a.principal_type == "group")
             .count();
         add(
             "administrators-through-groups",
             "Administrators are assigned through groups, not individually",
             "Medium",
-            individual_admins.is_empty() && admin_groups > 0,
-            json!({"individualAdministrators": individual_admins, "administratorGroupAssignments": admin_groups}),
+            review.individual_administrators.is_empty() && admin_groups > 0,
+            json!({"individualAdministrators": review.individual_administrators, "administratorGroupAssignments": admin_groups}),
             "Create a group (POST /coffer/v1/groups), add the administrators (PUT /coffer/v1/groups/{id}/members/{oid}), assign Managed HSM Administrator to the group, and delete the individual assignments.",
         );
 
-        let mut roles_by_principal: std::collections::BTreeMap<&str, Vec<String>> = std::collections::BTreeMap::new();
-        for a in &live {
-            let list = roles_by_principal.entry(a.principal_id.as_str()).or_default();
-            if !list.contains(&a.role_definition_id) {
-                list.push(a.role_definition_id.clone());
-            }
-        }
-        let conflicts: Vec<Value> = roles_by_principal
+        let conflicts: Vec<Value> = review
+            .separation_of_duties_conflicts
             .iter()
-            .filter_map(|(pid, roles)| {
-                let pairs = crate::rbac::conflicts(roles);
-                (!pairs.is_empty()).then(|| {
-                    json!({"principalId": pid, "conflicts": pairs.iter().map(|(a, b)| format!("{} + {}", role_label(a), role_label(b))).collect::<Vec<_>>()})
-                })
-            })
+            .map(|(pid, pairs)| json!({"principalId": pid, "conflicts": pairs}))
             .collect();
         add(
             "separation-of-duties",
@@ -199,11 +172,11 @@ impl Hsm {
         let standing: Vec<Value> = live
             .iter()
             .filter(|a| {
-                a.expires.is_none()
-                    && PRIVILEGED.contains(&a.role_definition_id.as_str())
-                    && !is_group(&a.principal_id)
+                a.assignment.expires.is_none()
+                    && PRIVILEGED.contains(&a.assignment.role_definition_id.as_str())
+                    && a.principal_type != "group"
             })
-            .map(|a| json!({"principalId": a.principal_id, "role": role_label(&a.role_definition_id), "assignment": a.name}))
+            .map(|a| json!({"principalId": a.assignment.principal_id, "role": a.role_name, "assignment": a.assignment.name}))
             .collect();
         let eligible = self
             .store
@@ -307,8 +280,4 @@ impl Hsm {
             checks,
         })
     }
-}
-
-fn role_label(id: &str) -> String {
-    builtin::by_id(id).map_or_else(|| id.to_string(), |d| d.role_name)
 }

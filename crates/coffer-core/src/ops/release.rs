@@ -23,8 +23,6 @@ pub struct ReleaseRequest {
     pub target: String,
     /// `CKM_RSA_AES_KEY_WRAP` (default), `RSA_AES_KEY_WRAP_256` or `RSA_AES_KEY_WRAP_384`.
     pub enc: Option<String>,
-    /// Echoed in the signed payload.
-    pub nonce: Option<String>,
 }
 
 /// What the server signs.
@@ -103,21 +101,7 @@ impl Hsm {
                 "Key '{key_name}' is not exportable and cannot be released."
             )));
         }
-        if !rec.attributes.enabled {
-            return Err(forbidden(format!(
-                "Operation release is not allowed on a disabled key '{key_name}'."
-            )));
-        }
-        if rec.attributes.not_before.is_some_and(|nbf| now < nbf) {
-            return Err(forbidden(format!(
-                "Key '{key_name}' is not yet valid (nbf is in the future)."
-            )));
-        }
-        if rec.attributes.expires.is_some_and(|exp| now >= exp) {
-            return Err(forbidden(format!(
-                "Operation release is not allowed on an expired key '{key_name}'."
-            )));
-        }
+        self.check_lifetime(&rec, "release", true)?;
         let policy = rec
             .release_policy
             .as_deref()

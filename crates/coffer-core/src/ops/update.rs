@@ -42,6 +42,7 @@ impl Hsm {
                 ));
             }
         }
+        super::check_kek_not_exportable(&rec.key_ops, rec.attributes.exportable)?;
         if let Some(tags) = props.tags {
             check_tags(&tags)?;
             rec.tags = tags;

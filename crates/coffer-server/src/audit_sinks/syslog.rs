@@ -437,52 +437,22 @@ fn machine_hostname() -> String {
         .unwrap_or_else(|| "-".to_string())
 }
 
-/// An RFC 3339 time as an RFC 5424 TIMESTAMP: the fraction cut to at most 6 digits; `-` when `time` is not
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`.
+/// A record time as an RFC 5424 TIMESTAMP: the fraction cut to at most 6 digits. [`ChainedRecord::time`] is
+/// always `YYYY-MM-DDTHH:MM:SS.fffffffZ` (UTC); anything that is not a UTC time of at most nanosecond precision
+/// (`YYYY-MM-DDTHH:MM:SS[.digits]Z`) is `-`.
 fn timestamp(time: &str) -> String {
-    let b = time.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
-    let at = |i: usize, c: u8| b.get(i) == Some(&c);
-    let date_time_ok = digits(0..4)
-        && at(4, b'-')
-        && digits(5..7)
-        && at(7, b'-')
-        && digits(8..10)
-        && at(10, b'T')
-        && digits(11..13)
-        && at(13, b':')
-        && digits(14..16)
-        && at(16, b':')
-        && digits(17..19);
-    if !date_time_ok {
+    let fraction = time.get(19..time.len().saturating_sub(1)).unwrap_or("");
+    let fraction_ok = fraction.is_empty()
+        || fraction
+            .strip_prefix('.')
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()));
+    // 30 = 19 + '.' + 9 fraction digits + 'Z'; a header field also rules out spaces.
+    if !is_header_field(time, 30) || !fraction_ok || coffer_core::audit::record::parse_time(time).is_none() {
         return "-".into();
     }
-    let mut end = 19;
-    let mut frac = "";
-    if at(19, b'.') {
-        let n = b.iter().skip(20).take_while(|c| c.is_ascii_digit()).count();
-        if n == 0 {
-            return "-".into();
-        }
-        frac = time.get(20..20 + n.min(6)).unwrap_or("");
-        end = 20 + n;
-    }
-    let zone = time.get(end..).unwrap_or("");
-    let zb = zone.as_bytes();
-    let zone_ok = zone == "Z"
-        || (zb.len() == 6
-            && (zb.first() == Some(&b'+') || zb.first() == Some(&b'-'))
-            && zb.get(1..3).is_some_and(|s| s.iter().all(u8::is_ascii_digit))
-            && zb.get(3) == Some(&b':')
-            && zb.get(4..6).is_some_and(|s| s.iter().all(u8::is_ascii_digit)));
-    if !zone_ok {
-        return "-".into();
-    }
-    let base = time.get(..19).unwrap_or("");
-    if frac.is_empty() {
-        format!("{base}{zone}")
-    } else {
-        format!("{base}.{frac}{zone}")
+    match time.get(..26) {
+        Some(head) if time.len() > 27 => format!("{head}Z"),
+        _ => time.to_string(),
     }
 }
 
@@ -532,9 +502,13 @@ mod tests {
         assert_eq!(timestamp("2026-11-22T08:05:42.12Z"), "2026-11-22T08:05:42.12Z");
         assert_eq!(timestamp("2026-11-22T08:05:42Z"), "2026-11-22T08:05:42Z");
         assert_eq!(
-            timestamp("2026-11-22T08:05:42.1234567+01:00"),
-            "2026-11-22T08:05:42.123456+01:00"
+            timestamp("2026-11-22T08:05:42.123456789Z"),
+            "2026-11-22T08:05:42.123456Z"
         );
+        assert_eq!(timestamp("2026-11-22T08:05:42.1234567890Z"), "-");
+        // What a record carries.
+        let t = coffer_core::audit::record::format_time(1_712_213_254_717_861_900);
+        assert_eq!(timestamp(&t), format!("{}Z", &t[..26]));
         assert_eq!(timestamp(""), "-");
         assert_eq!(timestamp("2026-11-22 08:05:42Z"), "-");
         assert_eq!(timestamp("2026-11-22T08:05:42.Z"), "-");
@@ -750,9 +724,10 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let rx = UnixDatagram::bind(&path).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        if let Some(Conn::Unix(_, ino)) = &mut sink.conn {
-            *ino = std::fs::metadata(&path).ok().map(|m| m.ino());
-        }
+        let Some(Conn::Unix(_, ino)) = &mut sink.conn else {
+            panic!("a unix sink should hold a unix connection");
+        };
+        *ino = std::fs::metadata(&path).ok().map(|m| m.ino());
         sink.write(&[rec(1, "Informational")]).unwrap();
         let mut buf = vec![0u8; 70_000];
         let n = rx.recv(&mut buf).unwrap();

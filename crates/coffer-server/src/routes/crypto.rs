@@ -1,5 +1,6 @@
 //! Crypto routes: `POST /keys/{name}/{version}/{encrypt|decrypt|wrapkey|unwrapkey|sign|verify}` (an empty
 //! version means the latest) and `POST /rng`.
+use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_api::keys as wire;
 use coffer_core::ops::crypto::{CipherInput, CipherOp, CipherResult};
@@ -88,15 +89,17 @@ pub(super) async fn random(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 /// release JWS (docs/KEY-RELEASE.md).
 pub(super) async fn release(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
     let p: wire::KeyReleaseParameters = ctx.json()?;
-    let signer = ctx.app.release_signer.clone().ok_or_else(|| {
-        ApiError::from(coffer_core::Error::Forbidden(
-            "Key release is not available: the server's TLS key cannot sign release responses.".into(),
-        ))
+    // Taken once, so that a certificate reload during the release cannot mix two certificates.
+    let signer = ctx.app.tls.release_signer().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "Key release is not available: the server's TLS key cannot sign release responses.",
+        )
     })?;
     let req = coffer_core::ops::release::ReleaseRequest {
         target: p.target.unwrap_or_default(),
         enc: p.enc,
-        nonce: p.nonce.clone(),
     };
     let out = ctx.app.hsm.release_key(&ctx.principal, name, version, req).await?;
     let base = &ctx.app.public_url;

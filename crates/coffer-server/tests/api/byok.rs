@@ -330,6 +330,29 @@ async fn key_exchange_keys_are_import_only() {
         .await
         .unwrap();
     assert_bad(&r, "mutually exclusive");
+    // An exportable key cannot be turned into a KEK later (its private key could leave the HSM by release).
+    let valid_policy = json!({"data": B64.encode(
+        r#"{"version":"1.0.0","anyOf":[{"authority":"https://attest.example","allOf":[{"claim":"x","equals":true}]}]}"#
+    )});
+    let (st, body) = s
+        .call(
+            Method::POST,
+            &format!("/keys/exportable-rsa/create?{V}"),
+            Some(json!({"kty":"RSA-HSM","key_size":2048,"key_ops":["decrypt"],
+                        "attributes":{"exportable":true},"release_policy":valid_policy})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{body}");
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/keys/exportable-rsa?{V}"),
+            Some(json!({"key_ops":["import"]})),
+        )
+        .await
+        .unwrap();
+    assert_bad(&r, "cannot be exportable");
 
     // The KEK does nothing but open blobs: every crypto operation is refused.
     let dg = B64.encode(digest(32));

@@ -4,6 +4,8 @@ use coffer_testkit::TestServer;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// A valid release policy (base64url of `{"version":"1.0.0","anyOf":[{"authority":"https://attest.example","allOf":[{"claim":"x","equals":true}]}]}`).
+const RELEASE_POLICY: &str = "eyJ2ZXJzaW9uIjoiMS4wLjAiLCJhbnlPZiI6W3siYXV0aG9yaXR5IjoiaHR0cHM6Ly9hdHRlc3QuZXhhbXBsZSIsImFsbE9mIjpbeyJjbGFpbSI6IngiLCJlcXVhbHMiOnRydWV9XX1dfQ";
 const V: &str = "api-version=7.6";
 const POLICY_ADMINISTRATOR: &str = "4bd23610-cdcf-4971-bdee-bdc562cc28e4";
 const CRYPTO_AUDITOR: &str = "2c18b078-7c48-4d3a-af88-5a3a1b3f82b3";
@@ -373,7 +375,7 @@ async fn key_type_size_curve_and_exportable_policies() {
     let (st, b) = create(
         &s,
         "exp-rsa",
-        json!({"kty":"RSA","key_size":3072,"attributes":{"exportable":true},"release_policy":{"data":"e30"}}),
+        json!({"kty":"RSA","key_size":3072,"attributes":{"exportable":true},"release_policy":{"data":RELEASE_POLICY}}),
     )
     .await;
     assert_denied(st, &b, "no-export", Some("Managed HSM keys should not be exportable"));
@@ -382,7 +384,7 @@ async fn key_type_size_curve_and_exportable_policies() {
     let (st, b) = create(
         &s,
         "bad-all",
-        json!({"kty":"oct-HSM","attributes":{"exportable":true},"release_policy":{"data":"e30"}}),
+        json!({"kty":"oct-HSM","attributes":{"exportable":true},"release_policy":{"data":RELEASE_POLICY}}),
     )
     .await;
     assert_denied(st, &b, "types", None);

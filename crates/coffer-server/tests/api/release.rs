@@ -11,8 +11,9 @@ use coffer_crypto::hash;
 use coffer_crypto::jwt::TokenSigningKey;
 use coffer_crypto::keys::{CipherParams, EncryptionAlgorithm, PrivateKey, PublicKey, SignatureAlgorithm};
 use coffer_crypto::release::verify_release_jws;
+use coffer_crypto::x509::{self, CertifiedKey};
 use coffer_server::config::AttestationAuthorityConfig;
-use coffer_testkit::TestServer;
+use coffer_testkit::{TestServer, TestServerBuilder};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -27,11 +28,16 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(|b| b).await
+}
+
+/// [`fixture`] with more server options.
+async fn fixture_with(configure: impl FnOnce(TestServerBuilder) -> TestServerBuilder) -> Fixture {
     let authority = TokenSigningKey::generate().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let jwks = dir.path().join("attest-jwks.json");
     std::fs::write(&jwks, json!({"keys": [authority.public_jwk()]}).to_string()).unwrap();
-    let server = TestServer::builder()
+    let server = configure(TestServer::builder())
         .attestation_authority(AttestationAuthorityConfig {
             issuer: format!("{ISS}/"),
             jwks_url: None,
@@ -166,6 +172,8 @@ async fn released_ec_key_is_the_hsm_key_and_the_response_verifies() {
     assert_eq!(released["attributes"]["exportable"], true);
     assert_eq!(released["release_policy"], key["release_policy"]);
     assert!(released["key"]["d"].is_null());
+    let key_hsm = released["key"]["key_hsm"].as_str().unwrap().to_string();
+    assert!(!key_hsm.is_empty());
 
     let pkcs8 = open_key_hsm(
         &f.tee,
@@ -220,6 +228,89 @@ async fn released_ec_key_is_the_hsm_key_and_the_response_verifies() {
     );
     let text = serde_json::to_string(&records).unwrap();
     assert!(!text.contains(&token));
+    assert!(!text.contains(&key_hsm), "the audit log holds the released key_hsm");
+}
+
+/// The leaf certificate (DER) a new TLS connection to `url` is served, trusting only `ca_pem`.
+async fn served_leaf(url: &str, ca_pem: &str) -> Vec<u8> {
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap()])
+        .tls_info(true)
+        .build()
+        .unwrap();
+    let resp = client.get(format!("{url}/healthz")).send().await.unwrap();
+    resp.extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(reqwest::tls::TlsInfo::peer_certificate)
+        .expect("no peer certificate")
+        .to_vec()
+}
+
+/// The leaf certificate (DER) in a release JWS's `x5c[0]`, after checking the signature with it.
+fn x5c_leaf(jws: &str) -> Vec<u8> {
+    let (header, _) = verify_release_jws(jws).unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(header["x5c"][0].as_str().unwrap())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_release_jws_carries_the_served_certificate_across_a_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = x509::generate_ca("Coffer release test CA").unwrap();
+    let ca_path = tmp.path().join("ca.pem");
+    std::fs::write(&ca_path, &ca.cert_pem).unwrap();
+    let unix_now = u64::try_from(now()).unwrap();
+    let install = |age_secs: u64| -> Vec<u8> {
+        let leaf: CertifiedKey = x509::issue_server_certificate_at(
+            &ca,
+            &["localhost".to_string()],
+            &[std::net::IpAddr::from([127, 0, 0, 1])],
+            unix_now - age_secs,
+        )
+        .unwrap();
+        std::fs::write(tmp.path().join("cert.pem"), format!("{}{}", leaf.cert_pem, ca.cert_pem)).unwrap();
+        std::fs::write(tmp.path().join("key.pem"), leaf.key_pem.expose_secret()).unwrap();
+        x509::certificates_from_pem(&leaf.cert_pem).unwrap().remove(0)
+    };
+    let leaf_a = install(86_400);
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    let f = fixture_with(|b| b.tls_files(cert, key).trust_ca(ca_path.clone())).await;
+    let s = &f.server;
+    let (st, key) = create(
+        s,
+        "skr-reload",
+        json!({"kty":"EC-HSM","crv":"P-256","attributes":{"exportable":true},"release_policy":policy()}),
+    )
+    .await;
+    assert_eq!(st, 200, "{key}");
+    let release_jws = || async {
+        let (st, r) = release(
+            s,
+            "/keys/skr-reload/release",
+            json!({"target": f.authority.sign(&claims(&f.tee)).unwrap()}),
+        )
+        .await;
+        assert_eq!(st, 200, "{r}");
+        r["value"].as_str().unwrap().to_string()
+    };
+
+    assert_eq!(served_leaf(&s.url(), &ca.cert_pem).await, leaf_a);
+    assert_eq!(
+        x5c_leaf(&release_jws().await),
+        leaf_a,
+        "x5c[0] is the served certificate"
+    );
+
+    let leaf_b = install(0);
+    assert_ne!(leaf_a, leaf_b);
+    assert!(s.reload_tls().unwrap());
+    assert_eq!(served_leaf(&s.url(), &ca.cert_pem).await, leaf_b);
+    assert_eq!(
+        x5c_leaf(&release_jws().await),
+        leaf_b,
+        "after a reload, x5c[0] is the new certificate"
+    );
 }
 
 #[tokio::test]
