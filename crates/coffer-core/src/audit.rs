@@ -6,11 +6,10 @@
 //! * [`chain`]: the hash chain / MAC line format and the verifier behind `coffer audit verify`.
 //! * [`writer`]: the [`AuditSink`] port and [`AuditLog`], the group-committing writer with the fail-closed rule.
 //! * [`context`]: per-request notes (dataAction, RBAC decision, key facts) that core fills in while it works.
-//! * [`operations`]: the `operationName` of a request.
+//! * The `operationName` of a request comes from the operation table, [`crate::operation`].
 
 pub mod chain;
 pub mod context;
-pub mod operations;
 pub mod query;
 pub mod record;
 pub mod writer;

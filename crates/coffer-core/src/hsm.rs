@@ -44,23 +44,27 @@ pub struct Hsm {
     pub(crate) instance: InstanceRecord,
     pub(crate) keys: RwLock<Arc<DerivedKeys>>,
     pub(crate) token_key: RwLock<Arc<TokenSigningKey>>,
-    pub(crate) state: RwLock<LifecycleState>,
     pub(crate) seal: Arc<dyn SealProvider>,
     pub(crate) sealed_domain_secret: RwLock<Vec<u8>>,
-    pub(crate) purge_protection: std::sync::atomic::AtomicBool,
     pub(crate) backup_storage: Option<Arc<dyn crate::backup_storage::BackupStorage>>,
     pub(crate) jobs: std::sync::Mutex<std::collections::HashMap<String, crate::ops::full_backup::JobStatus>>,
     pub(crate) job_running: std::sync::atomic::AtomicBool,
-    pub(crate) restoring: std::sync::atomic::AtomicBool,
     pub(crate) cache: KeyCache,
     pub(crate) config: HsmConfig,
     pub(crate) key_sets: crate::issuers::KeySetCache,
     pub(crate) fetcher: Option<Arc<dyn crate::issuers::KeySetFetcher>>,
-    pub(crate) last_use: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// When each assignment last granted a request (flushed to the store by the jobs, off the request path),
+    /// and whether that time is not stored yet.
+    pub(crate) last_use: std::sync::Mutex<std::collections::HashMap<String, (i64, bool)>>,
     pub(crate) audit: Option<Arc<crate::audit::AuditLog>>,
     pub(crate) audit_defaults: crate::audit::record::RecordDefaults,
     pub(crate) audit_reader: Option<Arc<dyn crate::audit::query::AuditReader>>,
-    pub(crate) network: RwLock<Arc<crate::network::NetworkAcls>>,
+    /// The in-memory state request decisions read (`state/`).
+    pub(crate) view: Arc<crate::state::StateCell>,
+    /// This instance's token issuer (`{url}/{tenant}/v2.0`).
+    pub(crate) issuer: String,
+    /// Verified bearer tokens (`identity.rs`).
+    pub(crate) tokens: crate::identity::TokenCache,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -102,6 +106,24 @@ impl Hsm {
         )?;
         let token_key = TokenSigningKey::from_pkcs8(&token_pkcs8)?;
         let cache = KeyCache::new(config.key_cache_capacity);
+        let view = Arc::new(
+            crate::state::StateCell::load(
+                store.as_ref(),
+                Arc::new(crate::network::NetworkAcls::parse(
+                    crate::network::NetworkAclsDoc::default(),
+                )?),
+            )
+            .await?,
+        );
+        let store: Arc<dyn Store> = Arc::new(crate::state::publishing::PublishingStore::new(store, Arc::clone(&view)));
+        if view.view().restore_lease_until != 0 {
+            // One process serves a database today, so a lease found at start belongs to a process that stopped
+            // mid-restore (the restore's transaction rolled back with it). With several nodes (the
+            // high-availability issue) the lease must name its node and be released only when that node is gone.
+            tracing::warn!("a full restore was interrupted when the server stopped: releasing its lease");
+            store.put_meta(crate::state::RESTORE_LEASE, "0", clock.now()).await?;
+        }
+        let issuer = format!("{}/{}/v2.0", config.public_url, record.tenant_id);
         let audit_defaults = crate::audit::record::RecordDefaults {
             resource_id: config
                 .audit_resource_id
@@ -114,13 +136,10 @@ impl Hsm {
             Self {
                 store,
                 clock,
-                state: RwLock::new(record.state),
                 sealed_domain_secret: RwLock::new(record.sealed_domain_secret.clone()),
-                purge_protection: std::sync::atomic::AtomicBool::new(record.purge_protection),
                 backup_storage: None,
                 jobs: std::sync::Mutex::default(),
                 job_running: std::sync::atomic::AtomicBool::new(false),
-                restoring: std::sync::atomic::AtomicBool::new(false),
                 instance: record,
                 keys: RwLock::new(Arc::new(keys)),
                 token_key: RwLock::new(Arc::new(token_key)),
@@ -133,9 +152,9 @@ impl Hsm {
                 audit: None,
                 audit_defaults,
                 audit_reader: None,
-                network: RwLock::new(Arc::new(crate::network::NetworkAcls::parse(
-                    crate::network::NetworkAclsDoc::default(),
-                )?)),
+                view,
+                issuer,
+                tokens: crate::identity::TokenCache::default(),
             },
             credentials,
         ))
@@ -174,31 +193,37 @@ impl Hsm {
 
     /// The security-domain lifecycle state.
     pub fn state(&self) -> LifecycleState {
-        match self.state.read() {
-            Ok(s) => *s,
-            Err(poisoned) => *poisoned.into_inner(),
-        }
+        self.view.view().lifecycle
     }
 
-    pub(crate) fn set_state(&self, state: LifecycleState) {
-        match self.state.write() {
-            Ok(mut s) => *s = state,
-            Err(poisoned) => *poisoned.into_inner() = state,
-        }
+    /// Publishes a new lifecycle state (the security-domain operations, once the keys it needs are installed).
+    pub(crate) async fn set_state(&self, state: LifecycleState) {
+        self.view.publish_with(|v| v.lifecycle = state).await;
+    }
+
+    /// The current in-memory state (one load per request; no lock, no I/O).
+    pub fn view(&self) -> Arc<crate::state::View> {
+        self.view.view()
+    }
+
+    /// Rebuilds the in-memory state from the store (another process over the same database changed it).
+    /// Returns the new generation.
+    pub async fn reload_state(&self) -> Result<u64, Error> {
+        let g = self.view.reload(self.store.as_ref()).await?;
+        self.cache.clear();
+        Ok(g)
     }
 
     /// Refuses what the lifecycle state does not allow: before activation only the security-domain download and
     /// RBAC reads; in recovery mode only the transfer key, the upload and RBAC reads.
-    fn check_state(&self, action: DataAction) -> Result<(), Error> {
+    fn check_state(&self, view: &crate::state::View, action: DataAction) -> Result<(), Error> {
         use DataAction as D;
-        if self.restoring.load(std::sync::atomic::Ordering::SeqCst)
-            && !matches!(action, D::RestoreStatus | D::BackupStatus)
-        {
+        if view.restoring(self.clock.now()) && !matches!(action, D::RestoreStatus | D::BackupStatus) {
             return Err(Error::NotActivated(
                 "A full restore is running; try again when it ends.".into(),
             ));
         }
-        let state = self.state();
+        let state = view.lifecycle;
         let allowed = match state {
             LifecycleState::Active => return Ok(()),
             LifecycleState::Provisioned => matches!(
@@ -242,11 +267,13 @@ impl Hsm {
 
     /// Decides whether `caller` may perform `action` on `scope` (the rule is in [`crate::rbac`]).
     pub async fn authorize(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<(), Error> {
-        if let Err(e) = self.check_state(action) {
+        let view = self.view.view();
+        crate::audit::context::generation(view.generation);
+        if let Err(e) = self.check_state(&view, action) {
             crate::audit::context::authorization(action, false, None);
             return Err(e);
         }
-        if let Some(assignment) = self.granting_assignment(caller, action, scope).await? {
+        if let Some(assignment) = self.granting_assignment(&view, caller, action, scope) {
             crate::audit::context::authorization(action, true, Some(&assignment));
             return Ok(());
         }
@@ -262,77 +289,90 @@ impl Hsm {
 
     /// Whether `caller` holds `action` at `scope`.
     pub async fn is_granted(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<bool, Error> {
-        Ok(self.granting_assignment(caller, action, scope).await?.is_some())
+        Ok(self
+            .granting_assignment(&self.view.view(), caller, action, scope)
+            .is_some())
     }
 
-    /// The name of an assignment that grants `caller` `action` at `scope`, if any.
-    async fn granting_assignment(
+    /// The name of an assignment that grants `caller` `action` at `scope`, if any: decided on `view` alone.
+    fn granting_assignment(
         &self,
+        view: &crate::state::View,
         caller: &Principal,
         action: DataAction,
         scope: &Scope,
-    ) -> Result<Option<String>, Error> {
+    ) -> Option<String> {
         if !self.is_trusted_issuer(&caller.issuer) {
-            return Ok(None);
+            return None;
         }
         let now = self.clock.now();
-        if caller.issuer == self.issuer() {
-            // Conditional access on the principal itself (own identities only).
-            if let Some(networks) = self.store.principal_networks(&caller.object_id).await?
-                && !crate::rbac::network_allows(&networks, caller.client_ip)
-            {
+        let own = caller.issuer == self.issuer;
+        if own {
+            // Conditional access on the principal itself (own identities only). A deleted principal grants nothing.
+            let p = view.principals.get(&caller.object_id)?;
+            if !crate::rbac::network_allows(&p.networks, caller.client_ip) {
                 tracing::info!(object_id = %caller.object_id, ip = ?caller.client_ip, "outside the principal's networks");
-                return Ok(None);
+                return None;
             }
         }
-        let ids = caller.assignee_ids();
-        let assignments = self.store.role_assignments(Some(&ids)).await?;
-        let mut custom: Option<Vec<crate::rbac::RoleDefinition>> = None;
-        for a in assignments
-            .iter()
-            .filter(|a| a.scope.covers(scope) && a.active(now, caller.client_ip))
-        {
-            let def = match crate::rbac::builtin::by_id(&a.role_definition_id) {
-                Some(d) => Some(d),
-                None => {
-                    if custom.is_none() {
-                        custom = Some(self.store.custom_roles().await?);
-                    }
-                    custom.as_ref().and_then(|c| {
-                        c.iter()
-                            .find(|d| d.id.eq_ignore_ascii_case(&a.role_definition_id))
-                            .cloned()
-                    })
+        let ids = std::iter::once(&caller.object_id).chain(caller.groups.iter());
+        for id in ids {
+            for a in view
+                .assignments_of(id, scope)
+                .filter(|a| a.scope.covers(scope) && a.active(now, caller.client_ip))
+            {
+                let grants = match crate::rbac::builtin::get(&a.role_definition_id) {
+                    Some(d) => d.grants(action),
+                    None => view
+                        .custom_role(&a.role_definition_id)
+                        .is_some_and(|d| d.grants(action)),
+                };
+                if grants {
+                    self.note_use(&a.name, now);
+                    return Some(a.name.clone());
                 }
-            };
-            if def.is_some_and(|d| d.grants(action)) {
-                self.note_use(&a.name, now).await;
-                return Ok(Some(a.name.clone()));
             }
         }
-        Ok(None)
+        None
     }
 
-    /// Records (at most once a minute per assignment) that an assignment granted a request, for access review.
-    async fn note_use(&self, name: &str, now: i64) {
-        let due = match self.last_use.lock() {
-            Ok(mut m) => {
-                let due = m.get(name).is_none_or(|t| now - t >= 60);
-                if due {
-                    m.insert(name.to_string(), now);
+    /// Remembers in memory that an assignment granted a request; [`Hsm::flush_assignment_use`] stores it (at most
+    /// once a minute per assignment), off the request path.
+    fn note_use(&self, name: &str, now: i64) {
+        if let Ok(mut m) = self.last_use.lock() {
+            match m.get_mut(name) {
+                Some(e) if now - e.0 < 60 => {}
+                Some(e) => *e = (now, true),
+                None => {
+                    m.insert(name.to_string(), (now, true));
                 }
-                due
             }
-            Err(_) => false,
+        }
+    }
+
+    /// Writes the assignment-use times noted since the last flush (the jobs call this; access review first).
+    pub async fn flush_assignment_use(&self) {
+        let due: Vec<(String, i64)> = match self.last_use.lock() {
+            Ok(mut m) => m
+                .iter_mut()
+                .filter(|(_, e)| e.1)
+                .map(|(k, e)| {
+                    e.1 = false;
+                    (k.clone(), e.0)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
         };
-        if due && let Err(e) = self.store.touch_role_assignment(name, now).await {
-            tracing::warn!(error = %e, "could not record assignment use");
+        for (name, at) in due {
+            if let Err(e) = self.store.touch_role_assignment(&name, at).await {
+                tracing::warn!(error = %e, "could not record assignment use");
+            }
         }
     }
 
     /// Issuers whose tokens this instance accepts.
     pub fn is_trusted_issuer(&self, issuer: &str) -> bool {
-        issuer == self.issuer() || self.config.external_issuers.iter().any(|i| i.issuer == issuer)
+        issuer == self.issuer || self.config.external_issuers.iter().any(|i| i.issuer == issuer)
     }
 
     /// Sets where full backups are written and read.
@@ -412,13 +452,25 @@ impl Hsm {
         )?)
     }
 
-    /// The unsealed private key of a version, from the cache or by unsealing it.
-    pub(crate) fn private_key(&self, rec: &KeyVersionRecord) -> Result<Arc<PrivateKey>, Error> {
+    /// The unsealed private key of a version, from the cache or by unsealing it (the sealed material is read
+    /// from the store when `rec` came from the in-memory state, which does not hold it).
+    pub(crate) async fn private_key(&self, rec: &KeyVersionRecord) -> Result<Arc<PrivateKey>, Error> {
         if let Some(k) = self.cache.get(rec.name.as_str(), rec.version.as_str()) {
             return Ok(k);
         }
+        let stored;
+        let sealed = if rec.sealed_material.is_empty() {
+            stored = self
+                .store
+                .key_version(&rec.name, Some(&rec.version))
+                .await?
+                .ok_or_else(|| crate::ops::read::not_found(rec.name.as_str()))?;
+            &stored.sealed_material
+        } else {
+            &rec.sealed_material
+        };
         let aad = material_aad(&self.instance.instance_id, &rec.name, &rec.version, rec.key_type);
-        let bytes = coffer_crypto::seal::open(&self.derived().material, &aad, &rec.sealed_material)?;
+        let bytes = coffer_crypto::seal::open(&self.derived().material, &aad, sealed)?;
         let curve = match rec.key_type {
             crate::key::KeyType::Ec(c) => Some(c),
             _ => None,
@@ -454,7 +506,7 @@ impl Hsm {
 
     /// Whether purge protection is on.
     pub fn purge_protection(&self) -> bool {
-        self.purge_protection.load(std::sync::atomic::Ordering::SeqCst)
+        self.view.view().purge_protection
     }
 
     /// Soft-delete retention in days.

@@ -1,5 +1,19 @@
 //! The built-in token service (client-credentials grant by client secret or by certificate assertion) and
 //! bearer-token validation. Tokens are ES256 JWTs signed by a key sealed under the domain secret.
+//!
+//! A bearer token's signature is verified once; its claims are then kept in a bounded cache keyed by the
+//! SHA-256 of the token, until the token expires. Revocation does not wait for expiry: on every request a token
+//! of this instance's own service is checked against the in-memory state (`state/`):
+//! - the principal must still exist (deleting it ends its tokens at once);
+//! - the credential the token was issued with (its `cred` claim: the client secret's id, or the SHA-256 of the
+//!   certificate) must still be registered (removing a secret or certificate ends the tokens it obtained);
+//! - the token's `groups` count only while the principal is still a member (removing a member takes effect at
+//!   once; joining a group needs a new token, as in Entra ID).
+//!
+//! Tokens of external issuers are their issuers' business: they are honoured until they expire.
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use coffer_crypto::jwt::{self, TokenValidation};
 
 use crate::instance::client_secret_hash;
@@ -26,6 +40,60 @@ pub struct IssuedToken {
     pub expires_in: u64,
 }
 
+/// How many verified tokens the cache keeps.
+const TOKEN_CACHE_CAPACITY: usize = 65_536;
+/// Clock skew allowed on `exp` and `nbf`, seconds.
+const LEEWAY: i64 = 60;
+
+/// A verified token's facts.
+#[derive(Debug)]
+struct VerifiedToken {
+    principal: Principal,
+    /// `exp` and `nbf` (Unix seconds; `nbf` 0 when absent).
+    exp: i64,
+    nbf: i64,
+    /// Issued by this instance's own token service.
+    own: bool,
+    /// The credential the token was issued with (`cred`), for own tokens.
+    credential: Option<String>,
+}
+
+/// Verified bearer tokens by SHA-256 of the token. (The hash is not secret: it does not reveal the token.)
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    map: RwLock<HashMap<[u8; 32], Arc<VerifiedToken>>>,
+}
+
+impl TokenCache {
+    fn get(&self, key: &[u8; 32]) -> Option<Arc<VerifiedToken>> {
+        match self.map.read() {
+            Ok(m) => m.get(key).cloned(),
+            Err(p) => p.into_inner().get(key).cloned(),
+        }
+    }
+    fn insert(&self, key: [u8; 32], token: Arc<VerifiedToken>, now: i64) {
+        let mut m = match self.map.write() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        if m.len() >= TOKEN_CACHE_CAPACITY {
+            m.retain(|_, t| now < t.exp + LEEWAY);
+            if m.len() >= TOKEN_CACHE_CAPACITY {
+                m.clear();
+            }
+        }
+        m.insert(key, token);
+    }
+    /// Number of cached tokens.
+    pub fn len(&self) -> usize {
+        self.map.read().map_or(0, |m| m.len())
+    }
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 fn invalid_request(code: &'static str, description: impl Into<String>) -> Error {
     Error::InvalidTokenRequest {
         code,
@@ -35,8 +103,8 @@ fn invalid_request(code: &'static str, description: impl Into<String>) -> Error 
 
 impl Hsm {
     /// The issuer of this instance's tokens: `{url}/{tenant}/v2.0`.
-    pub fn issuer(&self) -> String {
-        format!("{}/{}/v2.0", self.config.public_url, self.instance.tenant_id)
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// The token endpoint as advertised (also the audience of client assertions).
@@ -95,16 +163,21 @@ impl Hsm {
             )));
         };
         let now = self.clock.now();
+        let credential: String;
         if let Some(secret) = &req.client_secret {
             let presented = client_secret_hash(secret.expose_secret());
-            let mut ok = false;
+            let mut matched: Option<&str> = None;
+            // Every stored hash is compared (constant time each), whichever matches.
             for stored in &principal.secrets {
-                ok |= coffer_crypto::secret::ct_eq(&stored.hash, &presented);
+                if coffer_crypto::secret::ct_eq(&stored.hash, &presented) {
+                    matched = Some(&stored.id);
+                }
             }
-            if !ok {
+            let Some(id) = matched else {
                 tracing::info!(client_id, "token refused: wrong client secret");
                 return Err(Error::InvalidClient("Invalid client secret provided.".into()));
-            }
+            };
+            credential = id.to_string();
         } else if let Some(assertion) = &req.client_assertion {
             if req.client_assertion_type.as_deref() != Some(JWT_BEARER) {
                 return Err(invalid_request(
@@ -113,18 +186,24 @@ impl Hsm {
                 ));
             }
             let now_u = u64::try_from(now).unwrap_or(0);
-            let mut accepted = false;
-            // The assertion's audience is the token endpoint as the client saw it advertised.
-            for aud in [self.token_endpoint(), token_endpoint_seen.to_string()] {
-                if jwt::verify_client_assertion(assertion, &principal.certificates, &aud, client_id, now_u).is_ok() {
-                    accepted = true;
-                    break;
+            let mut accepted = None;
+            // The assertion's audience is the token endpoint as the client saw it advertised; the certificate that
+            // verifies it is the credential the token is bound to.
+            'found: for aud in [self.token_endpoint(), token_endpoint_seen.to_string()] {
+                for cert in &principal.certificates {
+                    if jwt::verify_client_assertion(assertion, std::slice::from_ref(cert), &aud, client_id, now_u)
+                        .is_ok()
+                    {
+                        accepted = Some(crate::state::certificate_credential_id(cert));
+                        break 'found;
+                    }
                 }
             }
-            if !accepted {
+            let Some(id) = accepted else {
                 tracing::info!(client_id, "token refused: client assertion rejected");
                 return Err(Error::InvalidClient("The client assertion is invalid.".into()));
-            }
+            };
+            credential = id;
         } else {
             return Err(invalid_request(
                 "invalid_request",
@@ -146,6 +225,7 @@ impl Hsm {
             "azp": principal.client_id,
             "idtyp": "app",
             "groups": groups,
+            "cred": credential,
             "ver": "2.0",
         });
         let access_token = self.token_key().sign(&claims)?;
@@ -165,6 +245,41 @@ impl Hsm {
     /// Validates a bearer token (signature, issuer, audience, expiry, not-before) and returns the caller. Tokens
     /// of this instance's token service and of configured external issuers are accepted.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, Error> {
+        let key = coffer_crypto::hash::sha256(bearer.as_bytes());
+        let now = self.clock.now();
+        let token = match self.tokens.get(&key) {
+            Some(t) => t,
+            None => {
+                let t = Arc::new(self.verify_token(bearer).await?);
+                self.tokens.insert(key, Arc::clone(&t), now);
+                t
+            }
+        };
+        if now >= token.exp + LEEWAY || now < token.nbf - LEEWAY {
+            return Err(Error::Unauthenticated);
+        }
+        if !token.own {
+            return Ok(token.principal.clone());
+        }
+        let view = self.view();
+        let Some(entry) = view.principals.get(&token.principal.object_id) else {
+            tracing::debug!(object_id = %token.principal.object_id, "token of a deleted principal");
+            return Err(Error::Unauthenticated);
+        };
+        if let Some(cred) = &token.credential
+            && !entry.credentials.iter().any(|c| c == cred)
+        {
+            tracing::debug!(object_id = %token.principal.object_id, "token of a removed credential");
+            return Err(Error::Unauthenticated);
+        }
+        let member_of = view.groups_of(&token.principal.object_id);
+        let mut principal = token.principal.clone();
+        principal.groups.retain(|g| member_of.contains(g));
+        Ok(principal)
+    }
+
+    /// Verifies a bearer token's signature and claims (once per token; [`Self::authenticate`] caches the result).
+    async fn verify_token(&self, bearer: &str) -> Result<VerifiedToken, Error> {
         let peeked = jwt::peek(bearer).map_err(|_| Error::Unauthenticated)?;
         let iss = peeked
             .claims
@@ -185,7 +300,8 @@ impl Hsm {
                 tracing::debug!(error = %e, "bearer token rejected");
                 Error::Unauthenticated
             })?;
-            return principal_from_claims(iss, &claims, "oid", "groups");
+            let principal = principal_from_claims(iss, &claims, "oid", "groups")?;
+            return Ok(verified(principal, &claims, true));
         }
         let Some(ext) = self.config.external_issuers.iter().find(|i| i.issuer == iss) else {
             tracing::info!(issuer = %iss, "token from an untrusted issuer");
@@ -214,7 +330,21 @@ impl Hsm {
             tracing::info!(issuer = %iss, error = %e, "external token rejected");
             Error::Unauthenticated
         })?;
-        principal_from_claims(iss, &claims, &ext.object_id_claim, &ext.groups_claim)
+        let principal = principal_from_claims(iss, &claims, &ext.object_id_claim, &ext.groups_claim)?;
+        Ok(verified(principal, &claims, false))
+    }
+}
+
+fn verified(principal: Principal, claims: &serde_json::Value, own: bool) -> VerifiedToken {
+    let int = |k: &str| claims.get(k).and_then(serde_json::Value::as_i64);
+    VerifiedToken {
+        principal,
+        exp: int("exp").unwrap_or(0),
+        nbf: int("nbf").unwrap_or(0),
+        own,
+        credential: own
+            .then(|| claims.get("cred").and_then(|v| v.as_str()).map(str::to_string))
+            .flatten(),
     }
 }
 

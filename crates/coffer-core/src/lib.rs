@@ -15,12 +15,15 @@ pub mod instance;
 pub mod issuers;
 pub mod key;
 pub mod network;
+pub mod operation;
 pub mod ops;
 pub mod policy;
 pub mod principal;
 pub mod rbac;
 pub mod release_policy;
+pub mod state;
 pub mod store;
+pub mod store_metrics;
 pub mod throttle;
 
 pub use error::Error;

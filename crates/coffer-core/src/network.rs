@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::rbac::{DataAction, Network, Scope};
 use crate::{Error, Hsm, Principal};
 
-const META_KEY: &str = "network_acls";
+pub const META_KEY: &str = "network_acls";
 
 /// Network ACLs in their wire/storage form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,10 +213,7 @@ pub fn is_private(ip: IpAddr) -> bool {
 impl Hsm {
     /// The ACLs in force.
     pub fn network_acls(&self) -> std::sync::Arc<NetworkAcls> {
-        match self.network.read() {
-            Ok(n) => std::sync::Arc::clone(&n),
-            Err(p) => std::sync::Arc::clone(&p.into_inner()),
-        }
+        std::sync::Arc::clone(&self.view.view().network)
     }
 
     /// Loads stored ACLs, or takes `initial` (from coffer.toml) when none are stored. Called once at start.
@@ -228,17 +225,9 @@ impl Hsm {
             ),
             None => (initial, "coffer.toml"),
         };
-        let acls = NetworkAcls::parse(doc)?;
-        self.swap_network(acls);
+        let acls = std::sync::Arc::new(NetworkAcls::parse(doc)?);
+        self.view.publish_with(|v| v.network = acls).await;
         Ok(source)
-    }
-
-    fn swap_network(&self, acls: NetworkAcls) {
-        let acls = std::sync::Arc::new(acls);
-        match self.network.write() {
-            Ok(mut n) => *n = acls,
-            Err(p) => *p.into_inner() = acls,
-        }
     }
 
     /// `GET /coffer/v1/network-acls`.
@@ -267,8 +256,8 @@ impl Hsm {
         }
         let json = serde_json::to_string(acls.doc()).map_err(|e| Error::Corrupt(e.to_string()))?;
         self.store.put_meta(META_KEY, &json, self.clock.now()).await?;
+        // Storing them published them (`state::publishing`).
         let doc = acls.doc().clone();
-        self.swap_network(acls);
         tracing::warn!(
             default_action = %doc.default_action,
             public_network_access = %doc.public_network_access,

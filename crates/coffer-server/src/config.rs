@@ -129,23 +129,46 @@ impl NetworkConfig {
     }
 }
 
-/// Throttling: token buckets per principal, weighted per operation class and key type.
+/// Throttling (docs/NETWORK.md): weighted units per 10 seconds in token buckets that refill continuously. Signed-in
+/// principals draw on the instance budget; requests without a valid token and token requests draw on their own
+/// budgets (per client address and overall), never on the instance's.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottlingConfig {
     pub enabled: bool,
-    /// Units each principal may spend per 10 seconds (the bucket refills continuously).
+    /// Units each principal may spend per 10 seconds (default: the instance budget, i.e. no separate limit;
+    /// Azure Key Vault: 2,000).
     pub units_per_10s: u64,
-    /// Units the whole instance may spend per 10 seconds.
+    /// Units all principals together may spend per 10 seconds; while it is short, principals above their fair
+    /// share wait.
     pub instance_units_per_10s: u64,
+    /// Units each client address may spend per 10 seconds on requests without a valid token and token requests.
+    pub address_units_per_10s: u64,
+    /// Units all requests without a valid token and token requests together may spend per 10 seconds.
+    pub unauthenticated_units_per_10s: u64,
 }
 
 impl Default for ThrottlingConfig {
     fn default() -> Self {
+        let d = coffer_core::throttle::ThrottleLimits::DEFAULT;
         Self {
             enabled: true,
-            units_per_10s: 20_000,
-            instance_units_per_10s: 50_000,
+            units_per_10s: d.per_principal,
+            instance_units_per_10s: d.instance,
+            address_units_per_10s: d.per_address,
+            unauthenticated_units_per_10s: d.unauthenticated,
+        }
+    }
+}
+
+impl ThrottlingConfig {
+    /// The throttle's limits.
+    pub fn limits(&self) -> coffer_core::throttle::ThrottleLimits {
+        coffer_core::throttle::ThrottleLimits {
+            per_principal: self.units_per_10s,
+            instance: self.instance_units_per_10s,
+            per_address: self.address_units_per_10s,
+            unauthenticated: self.unauthenticated_units_per_10s,
         }
     }
 }
@@ -470,8 +493,16 @@ impl ServeConfig {
         }
         coffer_core::network::NetworkAcls::parse(self.network.to_doc())
             .map_err(|e| anyhow::anyhow!("[network]: {e}"))?;
-        if self.throttling.enabled
-            && (self.throttling.units_per_10s < 10 || self.throttling.instance_units_per_10s < 10)
+        let t = &self.throttling;
+        if t.enabled
+            && [
+                t.units_per_10s,
+                t.instance_units_per_10s,
+                t.address_units_per_10s,
+                t.unauthenticated_units_per_10s,
+            ]
+            .iter()
+            .any(|u| *u < 10)
         {
             anyhow::bail!("throttling budgets must be at least 10 units per 10 seconds");
         }

@@ -1,10 +1,12 @@
 //! Prometheus metrics (OpenMetrics text, `prometheus-client`), served by a separate HTTPS listener
 //! (`[metrics] listen`) at `GET /metrics`. Request counters are updated by the dispatcher; instance facts (keys by
-//! type, activation, seal, last backup, audit health, certificate expiry) are read at scrape time.
+//! type, activation, seal, last backup, audit health, certificate expiry) and the store-call counts are read at
+//! scrape time.
 use std::sync::Mutex;
 use std::time::Duration;
 
 use coffer_core::Hsm;
+use coffer_core::store_metrics::StoreCounters;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -31,6 +33,11 @@ struct KtyLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProviderLabel {
     provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,6 +75,7 @@ pub struct Metrics {
     audit_sink_errors: Family<SinkLabel, Counter>,
     audit_healthy: Gauge,
     tls_not_after: Gauge,
+    store_queries: Family<MethodLabel, Counter>,
     audit_seen: Mutex<AuditSeen>,
     seal_provider: String,
 }
@@ -159,6 +167,12 @@ impl Metrics {
         if let Some(t) = tls_not_after {
             tls.set(t);
         }
+        let store_queries = Family::<MethodLabel, Counter>::default();
+        registry.register(
+            "coffer_store_queries",
+            "Calls of each storage method (one transaction each)",
+            store_queries.clone(),
+        );
         Self {
             registry,
             requests,
@@ -175,6 +189,7 @@ impl Metrics {
             audit_sink_errors,
             audit_healthy,
             tls_not_after: tls,
+            store_queries,
             audit_seen: Mutex::default(),
             seal_provider: seal_provider.to_string(),
         }
@@ -227,8 +242,8 @@ impl Metrics {
         self.tls_not_after.set(t);
     }
 
-    /// Reads the instance facts and renders the exposition.
-    pub async fn render(&self, hsm: &Hsm) -> String {
+    /// Reads the instance facts and the store-call counts and renders the exposition.
+    pub async fn render(&self, hsm: &Hsm, store_queries: &StoreCounters) -> String {
         self.keys.clear();
         match hsm.key_counts().await {
             Ok(counts) => {
@@ -278,6 +293,14 @@ impl Metrics {
                 seen.sink_errors.insert(sink, n);
             }
         }
+        // After the reads above, so that this scrape's own store calls are included. `fetch_max`: the counters
+        // only grow, and of two concurrent scrapes the older snapshot must not win.
+        for (method, n) in store_queries.snapshot() {
+            self.store_queries
+                .get_or_create(&MethodLabel { method })
+                .inner()
+                .fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "metrics encoding failed");
@@ -294,7 +317,7 @@ pub fn router(state: std::sync::Arc<crate::state::AppState>) -> axum::Router {
             "/metrics",
             axum::routing::get(
                 |axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::state::AppState>>| async move {
-                    let body = app.metrics.render(&app.hsm).await;
+                    let body = app.metrics.render(&app.hsm, &app.store_queries).await;
                     (
                         [(
                             axum::http::header::CONTENT_TYPE,

@@ -3,12 +3,11 @@
 //! decision, key facts). Request and response bodies never go in.
 use std::time::Duration;
 
-use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use coffer_core::audit::AuditRecord;
 use coffer_core::audit::context::SharedNotes;
-use coffer_core::audit::operations::operation_name;
 use coffer_core::audit::record::reason_phrase;
 
 use crate::error::{ApiError, ErrorMessage};
@@ -18,8 +17,6 @@ use crate::state::AppState;
 /// What the request looked like on arrival.
 #[derive(Debug)]
 pub(crate) struct Seen {
-    method: String,
-    path: String,
     path_and_query: String,
     user_agent: Option<String>,
     client_ip: Option<std::net::IpAddr>,
@@ -27,24 +24,22 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
-    pub(crate) fn of(req: &Request) -> Self {
+    pub(crate) fn of(req: &Parts) -> Self {
         Self {
-            method: req.method().as_str().to_string(),
-            path: req.uri().path().to_string(),
             path_and_query: req
-                .uri()
+                .uri
                 .path_and_query()
-                .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string()),
+                .map_or_else(|| req.uri.path().to_string(), |p| p.as_str().to_string()),
             user_agent: req
-                .headers()
+                .headers
                 .get(header::USER_AGENT)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(512).collect()),
             client_ip: req
-                .extensions()
+                .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|c| c.0.ip()),
-            tls_version: req.extensions().get::<crate::tls::TlsInfo>().map(|t| t.version),
+            tls_version: req.extensions.get::<crate::tls::TlsInfo>().map(|t| t.version),
         }
     }
 }
@@ -62,48 +57,24 @@ pub(crate) fn audit_unavailable() -> Response {
     r
 }
 
-/// The `properties.id` of a request: the key (with version) or deleted key it names, else the HSM.
-fn object_id(base: &str, segs: &[&str]) -> String {
-    const VERBS: &[&str] = &[
-        "create",
-        "backup",
-        "versions",
-        "rotationpolicy",
-        "rotate",
-        "restore",
-        "release",
-    ];
-    match segs {
-        ["keys", name, rest @ ..] if !name.is_empty() && *name != "restore" => match rest.first() {
-            Some(v) if !v.is_empty() && !VERBS.contains(&v.to_ascii_lowercase().as_str()) => {
-                format!("{base}/keys/{name}/{v}")
-            }
-            _ => format!("{base}/keys/{name}"),
-        },
-        ["deletedkeys", name, ..] if !name.is_empty() => format!("{base}/deletedkeys/{name}"),
-        _ => format!("{base}/"),
-    }
-}
-
 /// Builds the record.
 pub(crate) fn build(
     app: &AppState,
     seen: &Seen,
-    info: &RequestInfo,
+    info: &RequestInfo<'_>,
     notes: &SharedNotes,
     resp: &Response,
     correlation_id: &str,
     elapsed: Duration,
 ) -> AuditRecord {
     let status = resp.status().as_u16();
-    let segs: Vec<&str> = seen.path.trim_start_matches('/').split('/').collect();
     let op = if info.unauthenticated {
-        "Authentication".to_string()
+        "Authentication"
     } else {
-        operation_name(&seen.method, &segs, info.token_service)
+        info.operation.name()
     };
-    let mut rec = app.hsm.audit_record(&op);
-    rec.operation_version = info.api_version.clone().unwrap_or_default();
+    let mut rec = app.hsm.audit_record(op);
+    rec.operation_version = info.api_version.unwrap_or_default().to_string();
     rec.result_type = if status >= 500 && status != 503 {
         "Failure".into()
     } else {
@@ -137,11 +108,7 @@ pub(crate) fn build(
         Err(p) => p.into_inner().clone(),
     };
     let props = &mut rec.properties;
-    props.id = Some(if info.token_service {
-        format!("{}/{}", app.public_url, app.hsm.tenant_id())
-    } else {
-        object_id(&app.public_url, &segs)
-    });
+    props.id = Some(info.operation.target().id(&app.public_url, app.hsm.tenant_id()));
     props.client_info = seen.user_agent.clone();
     props.http_status_code = Some(status);
     props.request_uri = Some(format!("{}{}", app.public_url, seen.path_and_query));
@@ -151,6 +118,7 @@ pub(crate) fn build(
     props.applied_assignment_id = notes.assignment;
     props.data_action = notes.action.map(|a| a.name().to_string());
     props.key_properties = notes.key_properties;
+    props.state_generation = notes.generation;
     if !notes.policy_violations.is_empty() {
         let v = serde_json::Value::Array(notes.policy_violations);
         match &mut props.details {
@@ -181,7 +149,7 @@ pub(crate) fn build(
 pub(crate) fn observe(
     app: &AppState,
     rec: &AuditRecord,
-    info: &RequestInfo,
+    info: &RequestInfo<'_>,
     notes: &SharedNotes,
     status: u16,
     elapsed: Duration,
@@ -197,31 +165,13 @@ pub(crate) fn observe(
         };
         (
             n.authorized == Some(false),
-            coffer_core::throttle::key_surcharge(&rec.operation_name, n.key_properties.as_ref()),
+            coffer_core::throttle::key_surcharge(&info.operation, n.key_properties.as_ref()),
         )
     };
-    if let (Some(t), Some(who)) = (&app.throttle, &info.throttle_key) {
+    if let (Some(t), Some(who)) = (&app.throttle, info.throttled_who()) {
         t.charge(who, surcharge);
     }
     if status == 403 && denied {
         app.metrics.denial(&rec.operation_name);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::object_id;
-
-    #[test]
-    fn object_ids() {
-        let b = "https://h";
-        assert_eq!(object_id(b, &["keys", "k", "create"]), "https://h/keys/k");
-        assert_eq!(object_id(b, &["keys", "k", "abc", "sign"]), "https://h/keys/k/abc");
-        assert_eq!(object_id(b, &["keys", "k"]), "https://h/keys/k");
-        assert_eq!(
-            object_id(b, &["deletedkeys", "k", "recover"]),
-            "https://h/deletedkeys/k"
-        );
-        assert_eq!(object_id(b, &["rng"]), "https://h/");
     }
 }

@@ -10,6 +10,7 @@ use coffer_core::Hsm;
 use coffer_core::clock::SystemClock;
 use coffer_core::hsm::HsmConfig;
 use coffer_core::instance::CreateOptions;
+use coffer_core::store_metrics::CountingStore;
 use coffer_store::SqliteStore;
 
 use crate::config::ServeConfig;
@@ -87,7 +88,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .trim_end_matches('/')
         .to_string();
 
-    let store = SqliteStore::open(&dir.database()).await?;
+    // Every store call is counted, from the first one on (`coffer_store_queries_total`).
+    let store = CountingStore::new(Arc::new(SqliteStore::open(&dir.database()).await?));
+    let store_queries = Arc::clone(store.counters());
     let fresh = coffer_core::store::Store::instance(&store).await?.is_none();
     if !fresh && config.recovery {
         tracing::warn!(
@@ -210,6 +213,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         resource,
         max_body_bytes: config.max_body_bytes,
         metrics,
+        store_queries,
         tls: Arc::clone(&tls),
         facts: crate::state::ServerFacts {
             data_dir: dir.root.clone(),
@@ -217,14 +221,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             tls_min_version: config.tls.min_version.clone(),
             client_auth: config.tls.client_auth.clone(),
         },
-        throttle: config.throttling.enabled.then(|| {
-            Arc::new(coffer_core::throttle::Throttle::new(
-                coffer_core::throttle::ThrottleLimits {
-                    per_principal: config.throttling.units_per_10s,
-                    instance: config.throttling.instance_units_per_10s,
-                },
-            ))
-        }),
+        throttle: config
+            .throttling
+            .enabled
+            .then(|| Arc::new(coffer_core::throttle::Throttle::new(config.throttling.limits()))),
     });
     let handle = axum_server::Handle::new();
     let metrics_addr = match config.metrics.listen {

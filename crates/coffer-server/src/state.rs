@@ -14,6 +14,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Calls of each store method (`coffer_store_queries_total`).
+    pub store_queries: Arc<coffer_core::store_metrics::StoreCounters>,
     /// Request throttling (`None` when disabled).
     pub throttle: Option<Arc<coffer_core::throttle::Throttle>>,
     /// Deployment facts for the posture report.

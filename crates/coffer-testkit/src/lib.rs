@@ -249,6 +249,20 @@ impl TestServer {
         Some(format!("https://127.0.0.1:{}/metrics", addr.port()))
     }
 
+    /// Scrapes the metrics listener once and returns the value of one series, named as in the exposition (e.g.
+    /// `coffer_store_queries_total{method="key_version"}`). An error when the series is absent.
+    pub async fn metric(&self, series: &str) -> anyhow::Result<f64> {
+        let url = self
+            .metrics_url()
+            .context("no metrics listener (TestServerBuilder::metrics)")?;
+        let text = self.client.get(url).send().await?.error_for_status()?.text().await?;
+        let value = text.lines().find_map(|l| {
+            let rest = l.strip_prefix(series)?.strip_prefix(' ')?;
+            rest.split(' ').next()?.parse().ok()
+        });
+        value.with_context(|| format!("no series {series} in\n{text}"))
+    }
+
     /// The audit file sink's directory (the default one under the data directory).
     pub fn audit_dir(&self) -> PathBuf {
         self.data_dir().join("audit")

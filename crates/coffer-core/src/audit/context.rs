@@ -21,6 +21,9 @@ pub struct Notes {
     pub policy_violations: Vec<serde_json::Value>,
     /// Secure Key Release: the attestation token's `iss` and the trusted authority it matched (never the token).
     pub key_release: Option<serde_json::Value>,
+    /// The generation of the in-memory state the request's decision used; a write raises it to the generation
+    /// it published.
+    pub generation: Option<u64>,
 }
 
 /// Shared notes of one request.
@@ -52,6 +55,11 @@ pub(crate) fn authorization(action: DataAction, authorized: bool, assignment: Op
             n.assignment = assignment.map(str::to_string);
         }
     });
+}
+
+/// Notes the state generation a decision used, or that a write published (the highest is kept).
+pub(crate) fn generation(g: u64) {
+    with(|n| n.generation = Some(n.generation.map_or(g, |old| old.max(g))));
 }
 
 /// Notes the key version a request acted on.

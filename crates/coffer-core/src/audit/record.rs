@@ -87,6 +87,9 @@ pub struct Properties {
     /// Extra facts of Coffer's own (background jobs, long-running operations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// The generation of the in-memory state the decision used (a write: the generation it published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_generation: Option<u64>,
 }
 
 /// What a record needs that does not change per request.

@@ -45,6 +45,7 @@ impl Hsm {
 
     /// The access review without the authorization check (the posture report builds on it).
     pub(crate) async fn review_assignments(&self, unused_days: i64) -> Result<AccessReview, Error> {
+        self.flush_assignment_use().await;
         let now = self.clock.now();
         let assignments = self.store.role_assignments(None).await?;
         let customs = self.store.custom_roles().await?;

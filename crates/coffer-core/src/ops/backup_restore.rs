@@ -66,7 +66,7 @@ impl Hsm {
         }
         let mut versions = Vec::with_capacity(records.len());
         for r in &records {
-            let key = self.private_key(r)?;
+            let key = self.private_key(r).await?;
             let material = key.to_storage_bytes()?;
             versions.push(BlobVersion {
                 version: r.version.as_str().to_string(),

@@ -158,7 +158,7 @@ impl Hsm {
             generator = generator.as_deref().map(printable).unwrap_or_default(),
             "BYOK import: opening a transfer blob"
         );
-        let kek = self.private_key(&kek_rec)?;
+        let kek = self.private_key(&kek_rec).await?;
         let plaintext = coffer_crypto::byok::byok_unwrap(&kek, &ciphertext).map_err(|e| match e {
             coffer_crypto::Error::DecryptFailed => bad(UNWRAP_FAILED),
             coffer_crypto::Error::InvalidParameter(_) => bad(format!(

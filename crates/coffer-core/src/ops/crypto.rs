@@ -131,7 +131,7 @@ impl Hsm {
             )));
         }
         self.check_usable(&rec, op.key_op(), op.protects_new_data())?;
-        let key = self.private_key(&rec)?;
+        let key = self.private_key(&rec).await?;
         let params = CipherParams {
             iv: input.iv.as_deref(),
             aad: input.aad.as_deref(),
@@ -170,7 +170,7 @@ impl Hsm {
             .ok_or_else(|| Error::BadParameter(format!("The algorithm '{alg}' is not supported.")))?;
         let rec = self.load_version(&key_name, version).await?;
         self.check_usable(&rec, KeyOperation::Sign, true)?;
-        let key = self.private_key(&rec)?;
+        let key = self.private_key(&rec).await?;
         let sig = key.sign(alg, digest).map_err(Error::from_request_crypto)?;
         Ok(CryptoResult {
             name: key_name,
@@ -196,7 +196,7 @@ impl Hsm {
             .ok_or_else(|| Error::BadParameter(format!("The algorithm '{alg}' is not supported.")))?;
         let rec = self.load_version(&key_name, version).await?;
         self.check_usable(&rec, KeyOperation::Verify, false)?;
-        let key = self.private_key(&rec)?;
+        let key = self.private_key(&rec).await?;
         let ok = key.verify(alg, digest, signature).map_err(Error::from_request_crypto)?;
         Ok(CryptoResult {
             name: key_name,

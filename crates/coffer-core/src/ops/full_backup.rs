@@ -174,6 +174,9 @@ fn stamp(ts: i64) -> String {
 /// The `meta` entry holding the time of the last successful full backup.
 const LAST_BACKUP_SUCCESS: &str = "last_backup_success";
 
+/// How long a full-restore lease holds the instance without renewal.
+const RESTORE_LEASE_SECS: u64 = 120;
+
 impl Hsm {
     fn storage(&self) -> Result<Arc<dyn crate::backup_storage::BackupStorage>, Error> {
         self.backup_storage
@@ -228,7 +231,6 @@ impl Hsm {
                 }
             }
         }
-        self.restoring.store(false, Ordering::SeqCst);
         self.job_running.store(false, Ordering::SeqCst);
     }
 
@@ -525,17 +527,51 @@ impl Hsm {
         } else {
             JobKind::Restore
         })?;
-        if !check_only {
-            self.restoring.store(true, Ordering::SeqCst);
+        if !check_only && let Err(e) = self.set_restore_lease(true).await {
+            self.finish_job(
+                &job.job_id,
+                Err(Error::Corrupt(format!("could not take the restore lease: {e}"))),
+            );
+            return Err(e);
         }
         let hsm = Arc::clone(self);
         let id = job.job_id.clone();
         tokio::spawn(async move {
-            let result = hsm.run_restore(storage.as_ref(), &location, check_only).await;
+            let result = if check_only {
+                hsm.run_restore(storage.as_ref(), &location, true).await
+            } else {
+                // The lease (in the store, so every node honours it) is renewed while the restore runs; a node
+                // that dies mid-restore stops renewing it and the instance is released when it runs out.
+                let renew = async {
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(RESTORE_LEASE_SECS / 4)).await;
+                        if let Err(e) = hsm.set_restore_lease(true).await {
+                            tracing::warn!(error = %e, "could not renew the restore lease");
+                        }
+                    }
+                };
+                let r = tokio::select! {
+                    r = hsm.run_restore(storage.as_ref(), &location, false) => r,
+                    () = renew => Ok(()),
+                };
+                if let Err(e) = hsm.set_restore_lease(false).await {
+                    tracing::error!(error = %e, "could not release the restore lease");
+                }
+                r
+            };
             hsm.finish_job(&id, result.map(|()| None));
             hsm.after_job(&id).await;
         });
         Ok(job)
+    }
+
+    /// Takes (for [`RESTORE_LEASE_SECS`] from now) or releases the full-restore lease.
+    async fn set_restore_lease(&self, take: bool) -> Result<(), Error> {
+        let now = self.clock.now();
+        let until = if take { now + RESTORE_LEASE_SECS as i64 } else { 0 };
+        self.store
+            .put_meta(crate::state::RESTORE_LEASE, &until.to_string(), now)
+            .await
     }
 
     async fn run_restore(
@@ -583,7 +619,6 @@ impl Hsm {
         self.cache.clear();
         if set.settings.iter().any(|(n, v)| n == "PurgeProtection" && v == "true") {
             self.store.enable_purge_protection().await?;
-            self.purge_protection.store(true, Ordering::SeqCst);
         }
         tracing::warn!(folder = %location.folder, keys = set.keys.len(), "full restore applied");
         Ok(())

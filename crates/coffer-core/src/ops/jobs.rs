@@ -88,8 +88,9 @@ impl Hsm {
         Ok(report)
     }
 
-    /// Runs both jobs once.
+    /// Runs the jobs once (and stores the assignment-use times noted since the last run).
     pub async fn run_jobs(&self) -> Result<JobReport, Error> {
+        self.flush_assignment_use().await;
         let mut report = self.rotate_due().await?;
         report.purged = self.purge_expired().await?;
         Ok(report)

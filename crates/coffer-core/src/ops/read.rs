@@ -34,6 +34,28 @@ impl Hsm {
             None | Some("") => None,
             Some(v) => Some(KeyVersion::parse(v).ok_or_else(|| not_found(&format!("{name}/{v}")))?),
         };
+        // From the in-memory state: no store read (the sealed material is not there; `private_key` finds the
+        // unsealed key in its cache, or reads the material once).
+        let view = self.view();
+        let rec = view
+            .key(name)
+            .and_then(|k| k.version(version.as_ref().map(KeyVersion::as_str)))
+            .ok_or_else(|| not_found(name.as_str()))?;
+        crate::audit::context::key(rec);
+        Ok(KeyVersionRecord::clone(rec))
+    }
+
+    /// Loads a version from the store itself, for a write that builds on it (read-modify-write must start from
+    /// the stored state, which another node may have changed since this node's view was published).
+    pub(crate) async fn load_version_for_write(
+        &self,
+        name: &KeyName,
+        version: Option<&str>,
+    ) -> Result<KeyVersionRecord, Error> {
+        let version = match version {
+            None | Some("") => None,
+            Some(v) => Some(KeyVersion::parse(v).ok_or_else(|| not_found(&format!("{name}/{v}")))?),
+        };
         let rec = self
             .store
             .key_version(name, version.as_ref())

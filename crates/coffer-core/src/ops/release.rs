@@ -169,7 +169,7 @@ impl Hsm {
             ));
         }
         let (tee_kid, n, e) = runtime_key(&claims)?;
-        let key = self.private_key(&rec)?;
+        let key = self.private_key(&rec).await?;
         let material = key.to_storage_bytes().map_err(Error::Crypto)?;
         let ciphertext = release_wrap(&n, &e, enc, &material).map_err(|err| match err {
             coffer_crypto::Error::InvalidKey(why) => {

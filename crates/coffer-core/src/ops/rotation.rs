@@ -155,7 +155,7 @@ impl Hsm {
         let key_name = KeyName::parse(name).map_err(|_| not_found(name))?;
         self.authorize(caller, DataAction::KeysRotate, &Scope::Key(key_name.to_string()))
             .await?;
-        let current = self.load_version(&key_name, None).await?;
+        let current = self.load_version_for_write(&key_name, None).await?;
         let policy = self
             .stored_policy(&key_name)
             .await?

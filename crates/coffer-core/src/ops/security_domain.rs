@@ -112,7 +112,7 @@ impl Hsm {
         self.store.record_download(now).await?;
         self.note_holders(certificates.len(), quorum, false, now).await?;
         if self.state() == LifecycleState::Provisioned {
-            self.set_state(LifecycleState::Active);
+            self.set_state(LifecycleState::Active).await;
             tracing::warn!("security domain downloaded: the HSM is activated");
         } else {
             tracing::warn!("security domain downloaded again (re-wrapped for new certificates)");
@@ -130,7 +130,7 @@ impl Hsm {
         let file = sd::build_security_domain(&[(TAG, payload.as_slice())], &certs, 2).map_err(sd_error)?;
         self.store.record_download(self.clock.now()).await?;
         self.note_holders(certs.len(), 2, true, self.clock.now()).await?;
-        self.set_state(LifecycleState::Active);
+        self.set_state(LifecycleState::Active).await;
         Ok((file, officers))
     }
 
@@ -238,7 +238,7 @@ impl Hsm {
             .install_domain_secret(&sealed_ds, &sealed_token, self.clock.now())
             .await?;
         self.swap_domain(keys, sealed_ds, token_key);
-        self.set_state(LifecycleState::Active);
+        self.set_state(LifecycleState::Active).await;
         tracing::warn!(source_instance = %payload.instance_id, "security domain uploaded: the HSM holds the recovered domain secret and is activated");
         Ok(())
     }

@@ -70,7 +70,6 @@ impl Hsm {
             }
             if v == "true" {
                 self.store.enable_purge_protection().await?;
-                self.purge_protection.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         }
         self.store.put_setting(canonical, &v, self.clock.now()).await?;

@@ -19,7 +19,7 @@ impl Hsm {
         let name = KeyName::parse(name).map_err(|_| not_found(name))?;
         self.authorize(caller, DataAction::KeysWrite, &Scope::Key(name.to_string()))
             .await?;
-        let mut rec = self.load_version(&name, version).await?;
+        let mut rec = self.load_version_for_write(&name, version).await?;
         if let Some(ops) = &props.key_ops {
             rec.key_ops = KeyOperation::parse_list(ops, rec.key_type)?;
         }

@@ -174,7 +174,14 @@ pub fn all() -> Vec<RoleDefinition> {
     ]
 }
 
-/// A built-in role by GUID.
+static BUILTIN: std::sync::LazyLock<Vec<RoleDefinition>> = std::sync::LazyLock::new(all);
+
+/// A built-in role by GUID (built once, shared).
+pub fn get(guid: &str) -> Option<&'static RoleDefinition> {
+    BUILTIN.iter().find(|r| r.id.eq_ignore_ascii_case(guid))
+}
+
+/// A built-in role by GUID, owned.
 pub fn by_id(guid: &str) -> Option<RoleDefinition> {
-    all().into_iter().find(|r| r.id.eq_ignore_ascii_case(guid))
+    get(guid).cloned()
 }

@@ -1,7 +1,8 @@
 //! Coffer's own administration API under `/coffer/v1/`: service principals (with client secrets and certificate
 //! credentials) and groups. Guarded by the `Coffer/identities/…` dataActions.
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use coffer_core::operation::CofferOp as C;
 use coffer_core::store::{GroupRecord, PrincipalRecord};
 use serde::Deserialize;
 use serde_json::json;
@@ -41,13 +42,12 @@ fn secret_text(s: &coffer_crypto::SecretBytes) -> Result<String, ApiError> {
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "secret encoding"))
 }
 
-/// Routes under `/coffer/v1/`.
-pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, ApiError> {
+/// Operations under `/coffer/v1/` (the policy ones go to `policy.rs`).
+pub(super) async fn handle(ctx: &Ctx<'_>, op: C<'_>) -> Result<Response, ApiError> {
     let hsm = &ctx.app.hsm;
-    let p = &ctx.principal;
-    let m = &ctx.method;
-    match rest {
-        ["principals"] if m == Method::POST => {
+    let p = ctx.principal;
+    match op {
+        C::PrincipalCreate => {
             let body: Named = ctx.json()?;
             let created = hsm.create_principal(p, &body.display_name).await?;
             let mut v = principal_json(&created.record);
@@ -56,67 +56,73 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
             v["tenantId"] = json!(hsm.tenant_id());
             Ok(json_response(StatusCode::CREATED, &v))
         }
-        ["principals"] if m == Method::GET => {
+        C::PrincipalList => {
             let list = hsm.list_principals(p).await?;
             Ok(ok_json(
                 &json!({"value": list.iter().map(principal_json).collect::<Vec<_>>()}),
             ))
         }
-        ["principals", oid] if m == Method::GET => Ok(ok_json(&principal_json(&hsm.get_principal(p, oid).await?))),
-        ["principals", oid] if m == Method::DELETE => {
+        C::PrincipalGet { id: oid } => Ok(ok_json(&principal_json(&hsm.get_principal(p, oid).await?))),
+        C::PrincipalDelete { id: oid } => {
             hsm.delete_principal(p, oid).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["principals", oid, "secrets"] if m == Method::POST => {
+        C::PrincipalSecretCreate { id: oid } => {
             let (id, secret) = hsm.add_client_secret(p, oid).await?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &json!({"secretId": id, "clientSecret": secret_text(&secret)?}),
             ))
         }
-        ["principals", oid, "secrets", sid] if m == Method::DELETE => {
+        C::PrincipalSecretDelete { id: oid, secret: sid } => {
             hsm.delete_client_secret(p, oid, sid).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["principals", oid, "certificates"] if m == Method::POST => {
+        C::PrincipalCertificateAdd { id: oid } => {
             let body: AddCertificate = ctx.json()?;
             let thumbprint = hsm.add_certificate(p, oid, &body.certificate).await?;
             Ok(json_response(StatusCode::CREATED, &json!({ "thumbprint": thumbprint })))
         }
-        ["groups"] if m == Method::POST => {
+        C::GroupCreate => {
             let body: Named = ctx.json()?;
             Ok(json_response(
                 StatusCode::CREATED,
                 &group_json(&hsm.create_group(p, &body.display_name).await?),
             ))
         }
-        ["groups"] if m == Method::GET => {
+        C::GroupList => {
             let list = hsm.list_groups(p).await?;
             Ok(ok_json(
                 &json!({"value": list.iter().map(group_json).collect::<Vec<_>>()}),
             ))
         }
-        ["groups", gid] if m == Method::GET => Ok(ok_json(&group_json(&hsm.get_group(p, gid).await?))),
-        ["groups", gid] if m == Method::DELETE => {
+        C::GroupGet { id: gid } => Ok(ok_json(&group_json(&hsm.get_group(p, gid).await?))),
+        C::GroupDelete { id: gid } => {
             hsm.delete_group(p, gid).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["groups", gid, "members", oid] if m == Method::PUT => {
+        C::GroupMemberAdd {
+            group: gid,
+            member: oid,
+        } => {
             hsm.add_group_member(p, gid, oid).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["groups", gid, "members", oid] if m == Method::DELETE => {
+        C::GroupMemberRemove {
+            group: gid,
+            member: oid,
+        } => {
             hsm.remove_group_member(p, gid, oid).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["principals", oid, "networks"] if m == Method::PUT => {
+        C::PrincipalNetworksSet { id: oid } => {
             let body: Networks = ctx.json()?;
             let nets = hsm.set_principal_networks(p, oid, &body.allowed_networks).await?;
             Ok(ok_json(
                 &json!({"allowedNetworks": nets.iter().map(ToString::to_string).collect::<Vec<_>>()}),
             ))
         }
-        ["eligible-assignments"] if m == Method::POST => {
+        C::EligibleAssignmentCreate => {
             let body: NewEligible = ctx.json()?;
             let scope = coffer_core::rbac::Scope::parse(&body.scope)?;
             let e = hsm
@@ -131,17 +137,17 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
                 .await?;
             Ok(json_response(StatusCode::CREATED, &eligible_json(&e)))
         }
-        ["eligible-assignments"] if m == Method::GET => {
+        C::EligibleAssignmentList => {
             let list = hsm.list_eligible_assignments(p).await?;
             Ok(ok_json(
                 &json!({"value": list.iter().map(eligible_json).collect::<Vec<_>>()}),
             ))
         }
-        ["eligible-assignments", name] if m == Method::DELETE => {
+        C::EligibleAssignmentDelete { name } => {
             hsm.delete_eligible_assignment(p, name).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["eligible-assignments", name, "activate"] if m == Method::POST => {
+        C::EligibleAssignmentActivate { name } => {
             let body: Activate = ctx.json()?;
             let (a, warnings) = hsm
                 .activate_eligible_assignment(p, name, body.duration_seconds, &body.justification)
@@ -151,7 +157,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
                 &warnings,
             ))
         }
-        ["activations"] if m == Method::GET => {
+        C::ActivationList => {
             let list = hsm.list_activations(p).await?;
             let value: Vec<_> = list
                 .iter()
@@ -163,7 +169,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
                 .collect();
             Ok(ok_json(&json!({ "value": value })))
         }
-        ["access-review"] if m == Method::GET => {
+        C::AccessReview => {
             let days = match ctx.query.get("unusedDays") {
                 Some(d) => d
                     .parse()
@@ -191,19 +197,23 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
                 "separationOfDutiesConflicts": r.separation_of_duties_conflicts,
             })))
         }
-        ["audit"] if m == Method::GET => audit_query(ctx).await,
-        ["posture"] if m == Method::GET => {
+        C::AuditQuery => audit_query(ctx).await,
+        C::Posture => {
             let facts = ctx.app.posture_facts();
             Ok(ok_json(&hsm.posture(p, &facts).await?))
         }
-        ["network-acls"] if m == Method::GET => Ok(ok_json(&hsm.get_network_acls(p).await?)),
-        ["network-acls"] if m == Method::PUT => {
+        C::NetworkAclsGet => Ok(ok_json(&hsm.get_network_acls(p).await?)),
+        C::NetworkAclsSet => {
             let doc: coffer_core::network::NetworkAclsDoc = ctx.json()?;
             let force = ctx.query.get("force").is_some_and(|v| v.eq_ignore_ascii_case("true"));
             Ok(ok_json(&hsm.set_network_acls(p, doc, force).await?))
         }
-        ["policies", ..] | ["policy-definitions"] | ["compliance"] => super::policy::handle(ctx, rest).await,
-        _ => Err(ApiError::not_found_route()),
+        C::PolicyDefinitionList
+        | C::PolicyAssignmentList
+        | C::PolicyAssignmentGet { .. }
+        | C::PolicyAssignmentSet { .. }
+        | C::PolicyAssignmentDelete { .. }
+        | C::Compliance => super::policy::handle(ctx, op).await,
     }
 }
 
@@ -246,12 +256,12 @@ async fn audit_query(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         max: usize::try_from(max).unwrap_or(100),
         after_seq,
     };
-    let page = ctx.app.hsm.query_audit(&ctx.principal, q).await?;
+    let page = ctx.app.hsm.query_audit(ctx.principal, q).await?;
     let mut body = json!({ "value": page.records });
     if let Some(next) = page.next_after {
         // Keep the filters in the link.
         let mut qs = url::form_urlencoded::Serializer::new(String::new());
-        qs.append_pair("api-version", &ctx.api_version);
+        qs.append_pair("api-version", ctx.api_version);
         for k in ["from", "to", "operation", "principal", "result", "maxresults"] {
             if let Some(v) = ctx.query.get(k) {
                 qs.append_pair(k, v);

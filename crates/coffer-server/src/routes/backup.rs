@@ -84,7 +84,7 @@ pub(super) async fn start_backup(ctx: &Ctx<'_>, check_only: bool) -> Result<Resp
     let p: SasParameters = ctx.json()?;
     let loc = location(p, String::new())?;
     let job = hsm(ctx)
-        .start_backup(&ctx.principal, loc.container_uri, loc.sas_token, check_only)
+        .start_backup(ctx.principal, loc.container_uri, loc.sas_token, check_only)
         .await?;
     Ok(accepted(ctx, &job, "backup"))
 }
@@ -92,19 +92,19 @@ pub(super) async fn start_backup(ctx: &Ctx<'_>, check_only: bool) -> Result<Resp
 pub(super) async fn start_restore(ctx: &Ctx<'_>, check_only: bool) -> Result<Response, ApiError> {
     let r: RestoreRequest = ctx.json()?;
     let loc = location(r.sas_token_parameters, r.folder_to_restore)?;
-    let job = hsm(ctx).start_restore(&ctx.principal, loc, check_only).await?;
+    let job = hsm(ctx).start_restore(ctx.principal, loc, check_only).await?;
     Ok(accepted(ctx, &job, "restore"))
 }
 
 pub(super) async fn start_selective_restore(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let r: SelectiveRestoreRequest = ctx.json()?;
     let loc = location(r.sas_token_parameters, r.folder)?;
-    let job = hsm(ctx).start_selective_restore(&ctx.principal, name, loc).await?;
+    let job = hsm(ctx).start_selective_restore(ctx.principal, name, loc).await?;
     Ok(accepted(ctx, &job, "restore"))
 }
 
 pub(super) async fn status(ctx: &Ctx<'_>, id: &str, restore: bool) -> Result<Response, ApiError> {
-    let j = ctx.app.hsm.job_status(&ctx.principal, id, restore).await?;
+    let j = ctx.app.hsm.job_status(ctx.principal, id, restore).await?;
     let mut r = ok_json(&status_json(&j));
     if j.status == "InProgress" {
         r.headers_mut().insert("retry-after", HeaderValue::from_static("1"));

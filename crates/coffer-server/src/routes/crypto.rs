@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_api::keys as wire;
+use coffer_core::operation::CryptoVerb;
 use coffer_core::ops::crypto::{CipherInput, CipherOp, CipherResult};
 
 use super::{Ctx, ok_json};
@@ -13,16 +14,19 @@ fn opt_b64(field: &str, v: &Option<String>) -> Result<Option<Vec<u8>>, ApiError>
     v.as_deref().map(|s| b64(field, s)).transpose()
 }
 
-pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str) -> Result<Response, ApiError> {
+pub(super) async fn operation(
+    ctx: &Ctx<'_>,
+    name: &str,
+    version: &str,
+    verb: CryptoVerb,
+) -> Result<Response, ApiError> {
     let version = Some(version);
-    let cipher_op = match op.to_ascii_lowercase().as_str() {
-        "encrypt" => Some(CipherOp::Encrypt),
-        "decrypt" => Some(CipherOp::Decrypt),
-        "wrapkey" => Some(CipherOp::WrapKey),
-        "unwrapkey" => Some(CipherOp::UnwrapKey),
-        "sign" | "verify" => None,
-        "release" => return release(ctx, name, version).await,
-        _ => return Err(ApiError::not_found_route()),
+    let cipher_op = match verb {
+        CryptoVerb::Encrypt => Some(CipherOp::Encrypt),
+        CryptoVerb::Decrypt => Some(CipherOp::Decrypt),
+        CryptoVerb::WrapKey => Some(CipherOp::WrapKey),
+        CryptoVerb::UnwrapKey => Some(CipherOp::UnwrapKey),
+        CryptoVerb::Sign | CryptoVerb::Verify => None,
     };
     let base = &ctx.app.public_url;
     if let Some(cop) = cipher_op {
@@ -35,7 +39,7 @@ pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str
             alg: p.alg,
         };
         let aad = input.aad.clone();
-        let r = ctx.app.hsm.cipher(&ctx.principal, cop, name, version, input).await?;
+        let r = ctx.app.hsm.cipher(ctx.principal, cop, name, version, input).await?;
         let kid = format!("{base}/keys/{}/{}", r.name, r.version);
         let out = match r.output {
             CipherResult::Plain(p) => wire::KeyOperationResult {
@@ -55,10 +59,10 @@ pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str
         };
         return Ok(ok_json(&out));
     }
-    if op.eq_ignore_ascii_case("sign") {
+    if verb == CryptoVerb::Sign {
         let p: wire::KeySignParameters = ctx.json()?;
         let digest = b64("value", &p.value)?;
-        let r = ctx.app.hsm.sign(&ctx.principal, name, version, &p.alg, &digest).await?;
+        let r = ctx.app.hsm.sign(ctx.principal, name, version, &p.alg, &digest).await?;
         let kid = format!("{base}/keys/{}/{}", r.name, r.version);
         return Ok(ok_json(&wire::KeyOperationResult {
             kid,
@@ -74,14 +78,14 @@ pub(super) async fn operation(ctx: &Ctx<'_>, name: &str, version: &str, op: &str
     let r = ctx
         .app
         .hsm
-        .verify(&ctx.principal, name, version, &p.alg, &digest, &sig)
+        .verify(ctx.principal, name, version, &p.alg, &digest, &sig)
         .await?;
     Ok(ok_json(&wire::KeyVerifyResult { value: r.output }))
 }
 
 pub(super) async fn random(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let p: wire::GetRandomBytesRequest = ctx.json()?;
-    let bytes = ctx.app.hsm.random_bytes(&ctx.principal, p.count).await?;
+    let bytes = ctx.app.hsm.random_bytes(ctx.principal, p.count).await?;
     Ok(ok_json(&wire::RandomBytes { value: enc(&bytes) }))
 }
 
@@ -101,7 +105,7 @@ pub(super) async fn release(ctx: &Ctx<'_>, name: &str, version: Option<&str>) ->
         target: p.target.unwrap_or_default(),
         enc: p.enc,
     };
-    let out = ctx.app.hsm.release_key(&ctx.principal, name, version, req).await?;
+    let out = ctx.app.hsm.release_key(ctx.principal, name, version, req).await?;
     let base = &ctx.app.public_url;
     let mut bundle = serde_json::to_value(crate::convert::key_bundle(&ctx.app.hsm, base, &out.record))
         .map_err(|_| ApiError::from(coffer_core::Error::Corrupt("key bundle".into())))?;

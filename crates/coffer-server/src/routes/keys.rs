@@ -20,7 +20,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiErr
         curve: p.crv,
         properties,
     };
-    let rec = ctx.app.hsm.create_key(&ctx.principal, req).await?;
+    let rec = ctx.app.hsm.create_key(ctx.principal, req).await?;
     Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
@@ -34,23 +34,19 @@ pub(super) async fn import(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiErr
         material,
         properties,
     };
-    let rec = ctx.app.hsm.import_key(&ctx.principal, req).await?;
+    let rec = ctx.app.hsm.import_key(ctx.principal, req).await?;
     Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
 pub(super) async fn get(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
-    let rec = ctx.app.hsm.get_key(&ctx.principal, name, version).await?;
+    let rec = ctx.app.hsm.get_key(ctx.principal, name, version).await?;
     Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
 pub(super) async fn update(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
     let p: wire::KeyUpdateParameters = ctx.json()?;
     let properties = convert::properties(p.key_ops, p.attributes, p.tags, p.release_policy)?;
-    let rec = ctx
-        .app
-        .hsm
-        .update_key(&ctx.principal, name, version, properties)
-        .await?;
+    let rec = ctx.app.hsm.update_key(ctx.principal, name, version, properties).await?;
     Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
@@ -59,7 +55,7 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let page = ctx
         .app
         .hsm
-        .list_keys(&ctx.principal, marker.as_deref(), ctx.query.maxresults()?)
+        .list_keys(ctx.principal, marker.as_deref(), ctx.query.maxresults()?)
         .await?;
     let value = page
         .items
@@ -77,7 +73,7 @@ pub(super) async fn versions(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiE
     let page = ctx
         .app
         .hsm
-        .list_versions(&ctx.principal, name, marker.as_deref(), ctx.query.maxresults()?)
+        .list_versions(ctx.principal, name, marker.as_deref(), ctx.query.maxresults()?)
         .await?;
     let value = page
         .items
@@ -92,12 +88,12 @@ pub(super) async fn versions(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiE
 }
 
 pub(super) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
-    let d = ctx.app.hsm.delete_key(&ctx.principal, name).await?;
+    let d = ctx.app.hsm.delete_key(ctx.principal, name).await?;
     Ok(ok_json(&convert::deleted_bundle(&ctx.app.hsm, &ctx.app.public_url, &d)))
 }
 
 pub(super) async fn get_deleted(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
-    let d = ctx.app.hsm.get_deleted_key(&ctx.principal, name).await?;
+    let d = ctx.app.hsm.get_deleted_key(ctx.principal, name).await?;
     Ok(ok_json(&convert::deleted_bundle(&ctx.app.hsm, &ctx.app.public_url, &d)))
 }
 
@@ -106,7 +102,7 @@ pub(super) async fn list_deleted(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let page = ctx
         .app
         .hsm
-        .list_deleted_keys(&ctx.principal, marker.as_deref(), ctx.query.maxresults()?)
+        .list_deleted_keys(ctx.principal, marker.as_deref(), ctx.query.maxresults()?)
         .await?;
     let value = page
         .items
@@ -120,17 +116,17 @@ pub(super) async fn list_deleted(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 pub(super) async fn recover(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
-    let rec = ctx.app.hsm.recover_key(&ctx.principal, name).await?;
+    let rec = ctx.app.hsm.recover_key(ctx.principal, name).await?;
     Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
 pub(super) async fn purge(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
-    ctx.app.hsm.purge_key(&ctx.principal, name).await?;
+    ctx.app.hsm.purge_key(ctx.principal, name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn backup(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
-    let blob = ctx.app.hsm.backup_key(&ctx.principal, name).await?;
+    let blob = ctx.app.hsm.backup_key(ctx.principal, name).await?;
     Ok(ok_json(&wire::BackupKeyResult {
         value: convert::enc(&blob),
     }))
@@ -139,6 +135,6 @@ pub(super) async fn backup(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiErr
 pub(super) async fn restore(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let p: wire::BackupKeyResult = ctx.json()?;
     let blob = b64("value", &p.value)?;
-    let rec = ctx.app.hsm.restore_key(&ctx.principal, &blob).await?;
+    let rec = ctx.app.hsm.restore_key(ctx.principal, &blob).await?;
     Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }

@@ -4,16 +4,24 @@
 //! 2. every other path is data plane: the bearer token is checked first, and a request without a valid token
 //!    gets 401 with the `WWW-Authenticate` challenge before its route, api-version or body is looked at;
 //! 3. then the api-version, the route, and the body (size-limited; JSON errors become Azure errors).
+//!
+//! The route is the typed [`Operation`] from core's operation table, parsed once per request from the method
+//! and the path: it gives the audit name, the throttling cost and the audited object, and [`route`] matches on
+//! it to call the handler.
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use coffer_core::Principal;
+use coffer_core::operation::{CofferOp, Operation};
+use coffer_core::throttle::{Refusal, Who};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -84,10 +92,9 @@ impl Query {
 /// A parsed data-plane request after authentication.
 pub struct Ctx<'a> {
     pub app: &'a AppState,
-    pub principal: Principal,
-    pub method: Method,
+    pub principal: &'a Principal,
     pub query: Query,
-    pub api_version: String,
+    pub api_version: &'static str,
     pub body: axum::body::Bytes,
 }
 
@@ -104,7 +111,7 @@ impl Ctx<'_> {
     pub fn next_link(&self, path: &str, marker: Option<String>) -> Option<String> {
         let marker = marker?;
         let mut q = url::form_urlencoded::Serializer::new(String::new());
-        q.append_pair("api-version", &self.api_version);
+        q.append_pair("api-version", self.api_version);
         q.append_pair("$skiptoken", &crate::convert::enc(marker.as_bytes()));
         if let Some(m) = self.query.get("maxresults") {
             q.append_pair("maxresults", m);
@@ -141,12 +148,14 @@ pub fn json_response<T: Serialize>(status: StatusCode, v: &T) -> Response {
 }
 
 /// What the pipeline learned about a request, for its audit record.
-#[derive(Debug, Default)]
-pub(crate) struct RequestInfo {
+#[derive(Debug)]
+pub(crate) struct RequestInfo<'a> {
+    /// The operation, parsed once from the method and path.
+    pub operation: Operation<'a>,
     /// The authenticated caller.
     pub principal: Option<Principal>,
     /// The accepted api-version.
-    pub api_version: Option<String>,
+    pub api_version: Option<&'static str>,
     /// The request went to the token service (`/{tenant}/…`, `/adfs/…`).
     pub token_service: bool,
     /// The request had no valid bearer token (401 challenge).
@@ -154,42 +163,70 @@ pub(crate) struct RequestInfo {
     /// Token requests: the `client_id` asked for (not secret).
     pub token_client_id: Option<String>,
     /// The client address the network ACLs judged (the peer, or the address a trusted proxy forwarded).
-    pub client_ip: Option<std::net::IpAddr>,
+    pub client_ip: Option<IpAddr>,
     /// The network ACLs' decision.
     pub address_authorized: Option<bool>,
     /// Whose throttling budget the request was charged to.
-    pub throttle_key: Option<String>,
+    pub charged: Option<Charged>,
+}
+
+/// Whose throttling budget a request was charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charged {
+    /// The authenticated principal's.
+    Principal,
+    /// The client address's (no valid token, or the token service).
+    Address,
+}
+
+impl<'a> RequestInfo<'a> {
+    fn new(operation: Operation<'a>) -> Self {
+        Self {
+            operation,
+            principal: None,
+            api_version: None,
+            token_service: operation.is_token_service(),
+            unauthenticated: false,
+            token_client_id: None,
+            client_ip: None,
+            address_authorized: None,
+            charged: None,
+        }
+    }
+
+    /// The budget the request was charged to, for the surcharge after the fact.
+    pub(crate) fn throttled_who(&self) -> Option<Who<'_>> {
+        match self.charged? {
+            Charged::Principal => self.principal.as_ref().map(|p| Who::Principal(&p.object_id)),
+            Charged::Address => self.client_ip.map(Who::Address),
+        }
+    }
 }
 
 async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
     let started = Instant::now();
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    if path == "/healthz" {
-        return finish_headers(
-            ok_json(&serde_json::json!({"status": "ok"})),
-            &request_id,
-            None,
-            started,
-        );
+    let mut id_buf = uuid::Uuid::encode_buffer();
+    let request_id: &str = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut id_buf);
+    let (parts, body) = req.into_parts();
+    let operation = Operation::parse(parts.method.as_str(), parts.uri.path(), app.hsm.tenant_id());
+    if operation == Operation::Health {
+        return finish_headers(ok_json(&serde_json::json!({"status": "ok"})), request_id, None, started);
     }
-    let correlation = req
-        .headers()
+    let correlation = parts
+        .headers
         .get("x-ms-client-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_string);
-    let seen = crate::request_audit::Seen::of(&req);
+        .filter(|v| !v.is_empty() && v.len() <= 128);
+    let seen = crate::request_audit::Seen::of(&parts);
     let notes = coffer_core::audit::context::SharedNotes::default();
-    let mut info = RequestInfo::default();
+    let mut info = RequestInfo::new(operation);
     let audit = app.hsm.audit_log().cloned();
     let ready = match &audit {
         Some(log) => log.ensure_ready().await,
         None => true,
     };
     let (mut resp, refused) = if ready {
-        let r = coffer_core::audit::context::scope(notes.clone(), handle(&app, req, &mut info)).await;
+        let r = coffer_core::audit::context::scope(notes.clone(), handle(&app, &parts, body, &mut info)).await;
         (r, false)
     } else {
         (crate::request_audit::audit_unavailable(), true)
@@ -201,7 +238,7 @@ async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
         &info,
         &notes,
         &resp,
-        correlation.as_deref().unwrap_or(&request_id),
+        correlation.unwrap_or(request_id),
         started.elapsed(),
     );
     crate::request_audit::observe(&app, &record, &info, &notes, status, started.elapsed());
@@ -218,11 +255,18 @@ async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
         }
     }
     let status = resp.status();
-    let resp = finish_headers(resp, &request_id, correlation.as_deref(), started);
-    tracing::info!(
+    let mut resp = finish_headers(resp, request_id, correlation, started);
+    // The generation of the in-memory state the decision used (a write: the one it published), as in the audit
+    // record: a client can tell that a request saw its earlier write.
+    if let Some(g) = record.properties.state_generation {
+        resp.headers_mut()
+            .insert("x-coffer-state-generation", HeaderValue::from(g));
+    }
+    // The audit record is the request log; this line is for debugging only.
+    tracing::debug!(
         request_id,
-        method = %method,
-        path,
+        method = %parts.method,
+        path = parts.uri.path(),
         status = status.as_u16(),
         duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "request"
@@ -252,14 +296,15 @@ fn finish_headers(mut resp: Response, request_id: &str, correlation: Option<&str
         "x-ms-keyvault-service-version",
         HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
     );
-    if let Ok(v) = HeaderValue::from_str(&started.elapsed().as_millis().to_string()) {
-        h.insert("x-ms-server-latency", v);
-    }
+    h.insert(
+        "x-ms-server-latency",
+        HeaderValue::from(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
+    );
     resp
 }
 
 /// 403 for a client address the network ACLs refuse (Key Vault's `ForbiddenByFirewall`).
-fn firewall_refusal(ip: Option<std::net::IpAddr>) -> Response {
+fn firewall_refusal(ip: Option<IpAddr>) -> Response {
     ApiError::new(
         StatusCode::FORBIDDEN,
         "ForbiddenByFirewall",
@@ -271,59 +316,47 @@ fn firewall_refusal(ip: Option<std::net::IpAddr>) -> Response {
     .into_response()
 }
 
-/// 429 with `Retry-After`.
-fn throttled(retry_after: std::time::Duration, who: &str) -> Response {
-    let secs = retry_after.as_secs().max(1);
+/// 429 with `Retry-After`, naming the budget that was short.
+fn throttled(refusal: Refusal) -> Response {
+    let secs = refusal.retry_after.as_secs().max(1);
     let mut r = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "Throttled",
         format!(
             "Request was not processed because too many requests were received. Reason: the weighted transaction \
-             limit per 10 seconds was reached ({who}). Retry after {secs} seconds."
+             limit per 10 seconds was reached ({}). Retry after {secs} seconds.",
+            refusal.budget.describe()
         ),
     )
     .into_response();
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     r
 }
 
-/// Takes `cost` units from `who`'s throttling budget; the 429 response when it is spent.
-fn admit(app: &AppState, info: &mut RequestInfo, who: String, cost: u64) -> Option<Response> {
-    let t = app.throttle.as_ref()?;
-    let result = t.admit(&who, cost);
-    let label = if who.starts_with("ip:") {
-        "client address"
-    } else {
-        "principal"
-    };
-    info.throttle_key = Some(who);
-    result.err().map(|wait| throttled(wait, label))
+/// Takes `cost` units from `who`'s throttling budget; the 429 response when it is short.
+fn admit(app: &AppState, who: Who<'_>, cost: u64) -> Option<Response> {
+    app.throttle.as_ref()?.admit(who, cost).err().map(throttled)
 }
 
-async fn handle(app: &AppState, req: Request, info: &mut RequestInfo) -> Response {
-    let peer = req
-        .extensions()
+async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInfo<'_>) -> Response {
+    let peer = parts
+        .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     let acls = app.hsm.network_acls();
     let client_ip =
-        peer.map(|p| acls.client_address(p, req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok())));
+        peer.map(|p| acls.client_address(p, parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())));
     info.client_ip = client_ip;
-    let first = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or("");
-    info.token_service = first == app.hsm.tenant_id() || first.eq_ignore_ascii_case("adfs");
     let address_ok = client_ip.is_some_and(|ip| acls.allows(ip));
     info.address_authorized = Some(address_ok);
     if !address_ok {
         return firewall_refusal(client_ip);
     }
-    let ip_key = format!("ip:{}", client_ip.map_or_else(String::new, |i| i.to_string()));
-    let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if info.token_service {
-        if let Some(r) = admit(app, info, ip_key, 1) {
+    let address = Who::Address(client_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    let operation = info.operation;
+    if let Operation::Token(op) = operation {
+        info.charged = Some(Charged::Address);
+        if let Some(r) = admit(app, address, 1) {
             return r;
         }
         let body = match read_body(app, &parts.headers, body).await {
@@ -333,44 +366,42 @@ async fn handle(app: &AppState, req: Request, info: &mut RequestInfo) -> Respons
         info.token_client_id = url::form_urlencoded::parse(&body)
             .find(|(k, _)| k == "client_id")
             .map(|(_, v)| v.chars().take(128).collect());
-        return match token::handle(app, &parts.method, &segs, &body).await {
+        return match token::handle(app, op, &body).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
     }
     let Some(mut principal) = authenticate(app, &parts.headers).await else {
         info.unauthenticated = true;
-        if let Some(r) = admit(app, info, ip_key, 1) {
+        info.charged = Some(Charged::Address);
+        if let Some(r) = admit(app, address, 1) {
             return r;
         }
         return challenge(app);
     };
     principal.client_ip = client_ip;
-    info.principal = Some(principal.clone());
-    let operation = coffer_core::audit::operations::operation_name(parts.method.as_str(), &segs, false);
-    if let Some(r) = admit(
-        app,
-        info,
-        format!("oid:{}", principal.object_id),
-        coffer_core::throttle::upfront_cost(&operation),
-    ) {
+    let refusal = admit(app, Who::Principal(&principal.object_id), operation.upfront_cost());
+    info.charged = Some(Charged::Principal);
+    let principal = &*info.principal.insert(principal);
+    if let Some(r) = refusal {
         return r;
     }
     let query = Query::parse(parts.uri.query());
-    // Long-running-operation status URLs are polled verbatim, without api-version.
-    let is_status_poll = parts.method == Method::GET && path.trim_end_matches('/').ends_with("/pending");
     let api_version = match query.get("api-version") {
-        Some(v) if API_VERSIONS.contains(&v) => {
-            info.api_version = Some(v.to_string());
-            v.to_string()
-        }
-        None if is_status_poll => "2025-07-01".to_string(),
-        Some(v) => {
-            return ApiError::bad_parameter(format!(
-                "The specified version ({v}) is not recognized. Consider using the latest supported version (2025-07-01)."
-            ))
-            .into_response();
-        }
+        Some(v) => match API_VERSIONS.iter().find(|a| **a == v) {
+            Some(known) => {
+                info.api_version = Some(known);
+                *known
+            }
+            None => {
+                return ApiError::bad_parameter(format!(
+                    "The specified version ({v}) is not recognized. Consider using the latest supported version (2025-07-01)."
+                ))
+                .into_response();
+            }
+        },
+        // Long-running-operation status URLs are polled verbatim, without api-version.
+        None if operation.is_status_poll() => "2025-07-01",
         None => {
             return ApiError::bad_parameter("The 'api-version' query parameter is missing.").into_response();
         }
@@ -382,82 +413,66 @@ async fn handle(app: &AppState, req: Request, info: &mut RequestInfo) -> Respons
     let ctx = Ctx {
         app,
         principal,
-        method: parts.method,
         query,
         api_version,
         body,
     };
-    match route(&ctx, &segs).await {
+    match route(&ctx, operation).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn route(ctx: &Ctx<'_>, segs: &[&str]) -> Result<Response, ApiError> {
-    let m = &ctx.method;
-    if let Some((scope, collection, name)) = rbac::parse(segs) {
-        return rbac::handle(ctx, &scope, &collection, name.as_deref()).await;
-    }
-    match segs {
-        ["keys"] | ["keys", ""] => keys::list(ctx).await,
-        ["keys", "restore"] if m == Method::POST => keys::restore(ctx).await,
-        ["keys", name] => match *m {
-            Method::PUT => keys::import(ctx, name).await,
-            Method::DELETE => keys::delete(ctx, name).await,
-            Method::GET => keys::get(ctx, name, None).await,
-            Method::PATCH => keys::update(ctx, name, None).await,
-            _ => Err(ApiError::method_not_allowed()),
-        },
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("rotationpolicy") => match *m {
-            Method::GET => rotation::get_policy(ctx, name).await,
-            Method::PUT => rotation::put_policy(ctx, name).await,
-            _ => Err(ApiError::method_not_allowed()),
-        },
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("rotate") && m == Method::POST => {
-            rotation::rotate(ctx, name).await
+/// Calls the handler of a data-plane operation.
+async fn route(ctx: &Ctx<'_>, op: Operation<'_>) -> Result<Response, ApiError> {
+    use Operation as O;
+    match op {
+        O::KeyList => keys::list(ctx).await,
+        O::KeyCreate { name } => keys::create(ctx, name).await,
+        O::KeyImport { name } => keys::import(ctx, name).await,
+        O::KeyGet { name, version } => keys::get(ctx, name, version).await,
+        O::KeyUpdate { name, version } => keys::update(ctx, name, version).await,
+        O::KeyDelete { name } => keys::delete(ctx, name).await,
+        O::KeyListVersions { name } => keys::versions(ctx, name).await,
+        O::KeyBackup { name } => keys::backup(ctx, name).await,
+        O::KeyRestore => keys::restore(ctx).await,
+        O::KeyRotate { name } => rotation::rotate(ctx, name).await,
+        O::KeyRotationPolicyGet { name } => rotation::get_policy(ctx, name).await,
+        O::KeyRotationPolicySet { name } => rotation::put_policy(ctx, name).await,
+        O::KeyRelease { name, version } => crypto::release(ctx, name, version).await,
+        O::KeyCrypto { name, version, verb } => crypto::operation(ctx, name, version, verb).await,
+        O::DeletedKeyList => keys::list_deleted(ctx).await,
+        O::DeletedKeyGet { name } => keys::get_deleted(ctx, name).await,
+        O::DeletedKeyPurge { name } => keys::purge(ctx, name).await,
+        O::DeletedKeyRecover { name } => keys::recover(ctx, name).await,
+        O::RandomBytes => crypto::random(ctx).await,
+        O::BackupCreate => backup::start_backup(ctx, false).await,
+        O::PreBackupCreate => backup::start_backup(ctx, true).await,
+        O::BackupStatus { id } => backup::status(ctx, id, false).await,
+        O::RestoreCreate => backup::start_restore(ctx, false).await,
+        O::PreRestoreCreate => backup::start_restore(ctx, true).await,
+        O::RestoreStatus { id } => backup::status(ctx, id, true).await,
+        O::SelectiveKeyRestore { name } => backup::start_selective_restore(ctx, name).await,
+        O::SettingList => rotation::settings(ctx).await,
+        O::SettingGet { name } => rotation::setting(ctx, name).await,
+        O::SettingUpdate { name } => rotation::update_setting(ctx, name).await,
+        O::SecurityDomain(sd) => security_domain::handle(ctx, sd).await,
+        O::Rbac(r) => rbac::handle(ctx, r).await,
+        O::Coffer(
+            c @ (CofferOp::PolicyDefinitionList
+            | CofferOp::PolicyAssignmentList
+            | CofferOp::PolicyAssignmentGet { .. }
+            | CofferOp::PolicyAssignmentSet { .. }
+            | CofferOp::PolicyAssignmentDelete { .. }
+            | CofferOp::Compliance),
+        ) => policy::handle(ctx, c).await,
+        O::Coffer(c) => admin::handle(ctx, c).await,
+        O::MethodNotAllowed { allow } => {
+            let mut r = ApiError::method_not_allowed().into_response();
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+            Ok(r)
         }
-        ["backup"] if m == Method::POST => backup::start_backup(ctx, false).await,
-        ["prebackup"] if m == Method::POST => backup::start_backup(ctx, true).await,
-        ["backup", id, "pending"] if m == Method::GET => backup::status(ctx, id, false).await,
-        ["restore"] if m == Method::PUT => backup::start_restore(ctx, false).await,
-        ["prerestore"] if m == Method::PUT => backup::start_restore(ctx, true).await,
-        ["restore", id, "pending"] if m == Method::GET => backup::status(ctx, id, true).await,
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("restore") && m == Method::PUT => {
-            backup::start_selective_restore(ctx, name).await
-        }
-        ["settings"] | ["settings", ""] => rotation::settings(ctx, None).await,
-        ["settings", n] => rotation::settings(ctx, Some(n)).await,
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("create") && m == Method::POST => {
-            keys::create(ctx, name).await
-        }
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("release") && m == Method::POST => {
-            crypto::release(ctx, name, None).await
-        }
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("backup") && m == Method::POST => {
-            keys::backup(ctx, name).await
-        }
-        ["keys", name, verb] if verb.eq_ignore_ascii_case("versions") && m == Method::GET => {
-            keys::versions(ctx, name).await
-        }
-        ["keys", name, version] => match *m {
-            Method::GET => keys::get(ctx, name, Some(version)).await,
-            Method::PATCH => keys::update(ctx, name, Some(version)).await,
-            _ => Err(ApiError::method_not_allowed()),
-        },
-        ["keys", name, version, op] if m == Method::POST => crypto::operation(ctx, name, version, op).await,
-        ["deletedkeys"] | ["deletedkeys", ""] if m == Method::GET => keys::list_deleted(ctx).await,
-        ["deletedkeys", name] => match *m {
-            Method::GET => keys::get_deleted(ctx, name).await,
-            Method::DELETE => keys::purge(ctx, name).await,
-            _ => Err(ApiError::method_not_allowed()),
-        },
-        ["deletedkeys", name, verb] if verb.eq_ignore_ascii_case("recover") && m == Method::POST => {
-            keys::recover(ctx, name).await
-        }
-        ["rng"] if m == Method::POST => crypto::random(ctx).await,
-        ["coffer", "v1", rest @ ..] => admin::handle(ctx, rest).await,
-        ["securitydomain", rest @ ..] => security_domain::handle(ctx, rest).await,
-        _ => Err(ApiError::not_found_route()),
+        O::NotFound | O::Health | O::Token(_) => Err(ApiError::not_found_route()),
     }
 }
 

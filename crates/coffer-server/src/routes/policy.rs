@@ -1,8 +1,9 @@
 //! Key policies under `/coffer/v1/` (docs/POLICY.md): `policy-definitions` (the built-ins), `policies` and
 //! `policies/{assignmentName}` (assignments: GET, PUT, DELETE), `compliance` (existing keys that do not comply).
 //! The rules and their enforcement live in core (`coffer_core::policy`, `ops/policy.rs`).
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use coffer_core::operation::CofferOp;
 use coffer_core::policy::AssignmentRequest;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -22,27 +23,24 @@ struct AssignmentBody {
 }
 
 /// Routes `policies…`, `policy-definitions` and `compliance` (the rest of the path after `/coffer/v1/`).
-pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, ApiError> {
+pub(super) async fn handle(ctx: &Ctx<'_>, op: CofferOp<'_>) -> Result<Response, ApiError> {
     let hsm = &ctx.app.hsm;
-    let p = &ctx.principal;
-    let m = &ctx.method;
-    match rest {
-        ["policy-definitions"] if m == Method::GET => {
+    let p = ctx.principal;
+    match op {
+        CofferOp::PolicyDefinitionList => {
             let defs = hsm.policy_definitions(p).await?;
             Ok(ok_json(
                 &json!({"value": defs.iter().map(coffer_core::policy::PolicyDefinition::to_json).collect::<Vec<_>>()}),
             ))
         }
-        ["policies"] | ["policies", ""] if m == Method::GET => {
+        CofferOp::PolicyAssignmentList => {
             let list = hsm.list_policy_assignments(p).await?;
             Ok(ok_json(
                 &json!({"value": list.iter().map(coffer_core::policy::PolicyAssignment::to_json).collect::<Vec<_>>()}),
             ))
         }
-        ["policies", name] if !name.is_empty() && m == Method::GET => {
-            Ok(ok_json(&hsm.get_policy_assignment(p, name).await?.to_json()))
-        }
-        ["policies", name] if !name.is_empty() && m == Method::PUT => {
+        CofferOp::PolicyAssignmentGet { name } => Ok(ok_json(&hsm.get_policy_assignment(p, name).await?.to_json())),
+        CofferOp::PolicyAssignmentSet { name } => {
             let body: AssignmentBody = ctx.json()?;
             let req = AssignmentRequest {
                 definition_id: body.definition_id,
@@ -53,19 +51,18 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(json_response(status, &a.to_json()))
         }
-        ["policies", name] if !name.is_empty() && m == Method::DELETE => {
+        CofferOp::PolicyAssignmentDelete { name } => {
             hsm.delete_policy_assignment(p, name).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["compliance"] if m == Method::GET => compliance(ctx).await,
-        ["policy-definitions"] | ["compliance"] | ["policies"] | ["policies", _] => Err(ApiError::method_not_allowed()),
+        CofferOp::Compliance => compliance(ctx).await,
         _ => Err(ApiError::not_found_route()),
     }
 }
 
 /// `GET /coffer/v1/compliance`.
 async fn compliance(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
-    let r = ctx.app.hsm.compliance(&ctx.principal).await?;
+    let r = ctx.app.hsm.compliance(ctx.principal).await?;
     let mut results = 0;
     let value: Vec<Value> = r
         .entries

@@ -1,33 +1,16 @@
 //! Local RBAC routes: `/{scope}/providers/Microsoft.Authorization/roleDefinitions[/{name}]` and
 //! `/{scope}/providers/Microsoft.Authorization/roleAssignments[/{name}]`, with the scope spliced in by clients
 //! (`///providers/…` from older clients, `/providers/…`, `/keys/providers/…`, `/keys/{name}/providers/…`).
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_api::rbac as wire;
+use coffer_core::operation::{RbacOp, scope_path};
 use coffer_core::ops::role_assignments::{AssignmentFilter, AssignmentOptions};
 use coffer_core::ops::role_definitions::RoleDefinitionRequest;
 use coffer_core::rbac::{self, Permission, RoleAssignment, RoleDefinition, Scope};
 
 use super::{Ctx, json_response, ok_json};
 use crate::error::ApiError;
-
-/// Splits a path into (scope, collection, name) when it is an RBAC path.
-pub(super) fn parse(segs: &[&str]) -> Option<(String, String, Option<String>)> {
-    let parts: Vec<&str> = segs.iter().copied().filter(|s| !s.is_empty()).collect();
-    let at = parts.iter().position(|p| p.eq_ignore_ascii_case("providers"))?;
-    let rest = parts.get(at + 1..)?;
-    match rest {
-        [ns, coll] if ns.eq_ignore_ascii_case("Microsoft.Authorization") => {
-            Some((format!("/{}", parts.get(..at)?.join("/")), coll.to_string(), None))
-        }
-        [ns, coll, name] if ns.eq_ignore_ascii_case("Microsoft.Authorization") => Some((
-            format!("/{}", parts.get(..at)?.join("/")),
-            coll.to_string(),
-            Some(name.to_string()),
-        )),
-        _ => None,
-    }
-}
 
 fn definition(d: &RoleDefinition) -> wire::RoleDefinition {
     wire::RoleDefinition {
@@ -92,93 +75,104 @@ fn filter_value<'a>(filter: &'a str, field: &str) -> Option<&'a str> {
     rest.strip_prefix('\'')?.strip_suffix('\'')
 }
 
-pub(super) async fn handle(
-    ctx: &Ctx<'_>,
-    scope: &str,
-    collection: &str,
-    name: Option<&str>,
-) -> Result<Response, ApiError> {
-    let scope = Scope::parse(scope)?;
+pub(super) async fn handle(ctx: &Ctx<'_>, op: RbacOp<'_>) -> Result<Response, ApiError> {
+    let raw = match op {
+        RbacOp::DefinitionList { scope }
+        | RbacOp::DefinitionGet { scope, .. }
+        | RbacOp::DefinitionSet { scope, .. }
+        | RbacOp::DefinitionDelete { scope, .. }
+        | RbacOp::AssignmentList { scope }
+        | RbacOp::AssignmentGet { scope, .. }
+        | RbacOp::AssignmentCreate { scope, .. }
+        | RbacOp::AssignmentDelete { scope, .. } => scope,
+    };
+    let scope = Scope::parse(&scope_path(raw))?;
     let hsm = &ctx.app.hsm;
-    let p = &ctx.principal;
+    let p = ctx.principal;
     let filter = ctx.query.get("$filter").unwrap_or("");
-    if collection.eq_ignore_ascii_case("roleDefinitions") {
-        if matches!(scope, Scope::Key(_)) {
-            return Err(ApiError::bad_parameter("Role definitions exist only at scope '/'."));
+    let definitions = matches!(
+        op,
+        RbacOp::DefinitionList { .. }
+            | RbacOp::DefinitionGet { .. }
+            | RbacOp::DefinitionSet { .. }
+            | RbacOp::DefinitionDelete { .. }
+    );
+    if definitions && matches!(scope, Scope::Key(_)) {
+        return Err(ApiError::bad_parameter("Role definitions exist only at scope '/'."));
+    }
+    match op {
+        RbacOp::DefinitionList { .. } => {
+            let defs = hsm
+                .list_role_definitions(p, &scope, filter_value(filter, "roleName"))
+                .await?;
+            let value: Vec<_> = defs.iter().map(definition).collect();
+            Ok(ok_json(&serde_json::json!({ "value": value, "nextLink": null })))
         }
-        return match (&ctx.method, name) {
-            (&Method::GET, None) => {
-                let defs = hsm
-                    .list_role_definitions(p, &scope, filter_value(filter, "roleName"))
-                    .await?;
-                let value: Vec<_> = defs.iter().map(definition).collect();
-                Ok(ok_json(&serde_json::json!({ "value": value, "nextLink": null })))
-            }
-            (&Method::GET, Some(n)) => Ok(ok_json(&definition(&hsm.get_role_definition(p, &scope, n).await?))),
-            (&Method::PUT, Some(n)) => {
-                let body: wire::RoleDefinitionCreateParameters = ctx.json()?;
-                let pr = body.properties;
-                let req = RoleDefinitionRequest {
-                    role_name: pr.role_name,
-                    description: pr.description,
-                    role_type: pr.role_type,
-                    permissions: pr
-                        .permissions
-                        .into_iter()
-                        .map(|w| Permission {
-                            actions: w.actions,
-                            not_actions: w.not_actions,
-                            data_actions: w.data_actions,
-                            not_data_actions: w.not_data_actions,
-                        })
-                        .collect(),
-                    assignable_scopes: pr.assignable_scopes,
-                };
-                let d = hsm.put_role_definition(p, &scope, n, req).await?;
-                Ok(json_response(StatusCode::CREATED, &definition(&d)))
-            }
-            (&Method::DELETE, Some(n)) => Ok(ok_json(&definition(&hsm.delete_role_definition(p, &scope, n).await?))),
-            _ => Err(ApiError::method_not_allowed()),
-        };
+        RbacOp::DefinitionGet { name, .. } => {
+            Ok(ok_json(&definition(&hsm.get_role_definition(p, &scope, name).await?)))
+        }
+        RbacOp::DefinitionSet { name, .. } => {
+            let body: wire::RoleDefinitionCreateParameters = ctx.json()?;
+            let pr = body.properties;
+            let req = RoleDefinitionRequest {
+                role_name: pr.role_name,
+                description: pr.description,
+                role_type: pr.role_type,
+                permissions: pr
+                    .permissions
+                    .into_iter()
+                    .map(|w| Permission {
+                        actions: w.actions,
+                        not_actions: w.not_actions,
+                        data_actions: w.data_actions,
+                        not_data_actions: w.not_data_actions,
+                    })
+                    .collect(),
+                assignable_scopes: pr.assignable_scopes,
+            };
+            let d = hsm.put_role_definition(p, &scope, name, req).await?;
+            Ok(json_response(StatusCode::CREATED, &definition(&d)))
+        }
+        RbacOp::DefinitionDelete { name, .. } => Ok(ok_json(&definition(
+            &hsm.delete_role_definition(p, &scope, name).await?,
+        ))),
+        RbacOp::AssignmentList { .. } => {
+            let f = if filter.trim().eq_ignore_ascii_case("atScope()") {
+                AssignmentFilter::AtScope
+            } else if let Some(id) = filter_value(filter, "principalId") {
+                AssignmentFilter::Principal(id.to_string())
+            } else if filter.trim().is_empty() || filter.trim().eq_ignore_ascii_case("atScopeAndBelow()") {
+                AssignmentFilter::All
+            } else {
+                return Err(ApiError::bad_parameter(format!(
+                    "The $filter '{filter}' is not supported."
+                )));
+            };
+            let list = hsm.list_role_assignments(p, &scope, &f).await?;
+            let value: Vec<_> = list.iter().map(assignment).collect();
+            Ok(ok_json(&serde_json::json!({ "value": value, "nextLink": null })))
+        }
+        RbacOp::AssignmentGet { name, .. } => {
+            Ok(ok_json(&assignment(&hsm.get_role_assignment(p, &scope, name).await?)))
+        }
+        RbacOp::AssignmentCreate { name, .. } => {
+            let body: wire::RoleAssignmentCreateParameters = ctx.json()?;
+            let pr = body.properties;
+            let options = AssignmentOptions {
+                expires: pr.expires_on,
+                allowed_networks: pr
+                    .allowed_networks
+                    .iter()
+                    .map(|n| rbac::Network::parse(n))
+                    .collect::<Result<Vec<_>, _>>()?,
+            };
+            let (a, warnings) = hsm
+                .create_role_assignment(p, &scope, name, &pr.role_definition_id, &pr.principal_id, options)
+                .await?;
+            Ok(created_with_warnings(&assignment(&a), &warnings))
+        }
+        RbacOp::AssignmentDelete { name, .. } => Ok(ok_json(&assignment(
+            &hsm.delete_role_assignment(p, &scope, name).await?,
+        ))),
     }
-    if collection.eq_ignore_ascii_case("roleAssignments") {
-        return match (&ctx.method, name) {
-            (&Method::GET, None) => {
-                let f = if filter.trim().eq_ignore_ascii_case("atScope()") {
-                    AssignmentFilter::AtScope
-                } else if let Some(id) = filter_value(filter, "principalId") {
-                    AssignmentFilter::Principal(id.to_string())
-                } else if filter.trim().is_empty() || filter.trim().eq_ignore_ascii_case("atScopeAndBelow()") {
-                    AssignmentFilter::All
-                } else {
-                    return Err(ApiError::bad_parameter(format!(
-                        "The $filter '{filter}' is not supported."
-                    )));
-                };
-                let list = hsm.list_role_assignments(p, &scope, &f).await?;
-                let value: Vec<_> = list.iter().map(assignment).collect();
-                Ok(ok_json(&serde_json::json!({ "value": value, "nextLink": null })))
-            }
-            (&Method::GET, Some(n)) => Ok(ok_json(&assignment(&hsm.get_role_assignment(p, &scope, n).await?))),
-            (&Method::PUT, Some(n)) => {
-                let body: wire::RoleAssignmentCreateParameters = ctx.json()?;
-                let pr = body.properties;
-                let options = AssignmentOptions {
-                    expires: pr.expires_on,
-                    allowed_networks: pr
-                        .allowed_networks
-                        .iter()
-                        .map(|n| rbac::Network::parse(n))
-                        .collect::<Result<Vec<_>, _>>()?,
-                };
-                let (a, warnings) = hsm
-                    .create_role_assignment(p, &scope, n, &pr.role_definition_id, &pr.principal_id, options)
-                    .await?;
-                Ok(created_with_warnings(&assignment(&a), &warnings))
-            }
-            (&Method::DELETE, Some(n)) => Ok(ok_json(&assignment(&hsm.delete_role_assignment(p, &scope, n).await?))),
-            _ => Err(ApiError::method_not_allowed()),
-        };
-    }
-    Err(ApiError::not_found_route())
 }

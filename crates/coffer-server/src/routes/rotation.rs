@@ -77,19 +77,19 @@ fn parse_policy(v: &Value) -> Result<RotationPolicyRequest, ApiError> {
 }
 
 pub(super) async fn get_policy(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
-    let p = ctx.app.hsm.get_rotation_policy(&ctx.principal, name).await?;
+    let p = ctx.app.hsm.get_rotation_policy(ctx.principal, name).await?;
     Ok(ok_json(&policy_json(ctx, name, &p)))
 }
 
 pub(super) async fn put_policy(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
     let body: Value = ctx.json()?;
     let req = parse_policy(&body)?;
-    let p = ctx.app.hsm.put_rotation_policy(&ctx.principal, name, req).await?;
+    let p = ctx.app.hsm.put_rotation_policy(ctx.principal, name, req).await?;
     Ok(ok_json(&policy_json(ctx, name, &p)))
 }
 
 pub(super) async fn rotate(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
-    let rec = ctx.app.hsm.rotate_key(&ctx.principal, name).await?;
+    let rec = ctx.app.hsm.rotate_key(ctx.principal, name).await?;
     Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
@@ -97,24 +97,27 @@ fn setting_json((name, value): &(String, String)) -> Value {
     json!({"name": name, "value": value, "type": "boolean"})
 }
 
-pub(super) async fn settings(ctx: &Ctx<'_>, name: Option<&str>) -> Result<Response, ApiError> {
-    let hsm = &ctx.app.hsm;
-    match (&ctx.method, name) {
-        (&axum::http::Method::GET, None) => {
-            let list = hsm.settings(&ctx.principal).await?;
-            Ok(ok_json(
-                &json!({"settings": list.iter().map(setting_json).collect::<Vec<_>>()}),
-            ))
-        }
-        (&axum::http::Method::GET, Some(n)) => Ok(ok_json(&setting_json(&hsm.setting(&ctx.principal, n).await?))),
-        (&axum::http::Method::PATCH, Some(n)) => {
-            let body: Value = ctx.json()?;
-            let v = body
-                .get("value")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::bad_parameter("value is required."))?;
-            Ok(ok_json(&setting_json(&hsm.update_setting(&ctx.principal, n, v).await?)))
-        }
-        _ => Err(ApiError::method_not_allowed()),
-    }
+/// `GET /settings`.
+pub(super) async fn settings(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let list = ctx.app.hsm.settings(ctx.principal).await?;
+    Ok(ok_json(
+        &json!({"settings": list.iter().map(setting_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// `GET /settings/{name}`.
+pub(super) async fn setting(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
+    Ok(ok_json(&setting_json(&ctx.app.hsm.setting(ctx.principal, name).await?)))
+}
+
+/// `PATCH /settings/{name}`.
+pub(super) async fn update_setting(ctx: &Ctx<'_>, name: &str) -> Result<Response, ApiError> {
+    let body: Value = ctx.json()?;
+    let v = body
+        .get("value")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_parameter("value is required."))?;
+    Ok(ok_json(&setting_json(
+        &ctx.app.hsm.update_setting(ctx.principal, name, v).await?,
+    )))
 }

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use coffer_core::operation::SecurityDomainOp;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -41,13 +42,12 @@ fn status_json(s: &coffer_core::ops::security_domain::OperationStatus) -> serde_
     json!({"status": s.status, "status_details": s.details})
 }
 
-/// `/securitydomain/...` routes.
-pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, ApiError> {
+/// `/securitydomain/...` operations.
+pub(super) async fn handle(ctx: &Ctx<'_>, op: SecurityDomainOp) -> Result<Response, ApiError> {
     let hsm = &ctx.app.hsm;
-    let p = &ctx.principal;
-    let m = &ctx.method;
-    match rest {
-        ["download"] if m == axum::http::Method::POST => {
+    let p = ctx.principal;
+    match op {
+        SecurityDomainOp::Download => {
             let req: DownloadRequest = ctx.json()?;
             let mut ders = Vec::with_capacity(req.certificates.len());
             for (i, c) in req.certificates.iter().enumerate() {
@@ -66,14 +66,12 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
                 .await?;
             Ok(accepted(ctx, &json!({ "value": file }), "download"))
         }
-        ["download", "pending"] if m == axum::http::Method::GET => {
-            Ok(ok_json(&status_json(&hsm.download_status(p).await?)))
-        }
-        ["upload"] if m == axum::http::Method::GET => {
+        SecurityDomainOp::DownloadStatus => Ok(ok_json(&status_json(&hsm.download_status(p).await?))),
+        SecurityDomainOp::TransferKey => {
             let jwk = hsm.transfer_key(p).await?;
             Ok(ok_json(&json!({"key_format": "jwk", "transfer_key": jwk.to_string()})))
         }
-        ["upload"] if m == axum::http::Method::POST => {
+        SecurityDomainOp::Upload => {
             let req: UploadRequest = ctx.json()?;
             hsm.security_domain_upload(p, &req.value).await?;
             Ok(accepted(
@@ -82,9 +80,6 @@ pub(super) async fn handle(ctx: &Ctx<'_>, rest: &[&str]) -> Result<Response, Api
                 "upload",
             ))
         }
-        ["upload", "pending"] if m == axum::http::Method::GET => {
-            Ok(ok_json(&status_json(&hsm.upload_status(p).await?)))
-        }
-        _ => Err(ApiError::not_found_route()),
+        SecurityDomainOp::UploadStatus => Ok(ok_json(&status_json(&hsm.upload_status(p).await?))),
     }
 }

@@ -1,30 +1,27 @@
 //! The built-in token service's HTTP surface (the Entra ID v2 subset that azure-identity and @azure/identity
 //! use): OIDC discovery, the token endpoint (client-credentials grant) and the JWKS. Also the AD FS alias
 //! (`/adfs/...`), which lets unmodified code that cannot disable instance discovery authenticate.
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_api::token::{OAuthError, OpenIdConfiguration, TokenResponse};
 use coffer_core::identity::TokenRequest;
+use coffer_core::operation::TokenOp;
 use coffer_crypto::SecretBytes;
 
 use super::{json_response, ok_json};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub(super) async fn handle(app: &AppState, method: &Method, segs: &[&str], body: &[u8]) -> Result<Response, ApiError> {
-    let tenant = segs.first().copied().unwrap_or("");
-    let adfs = tenant.eq_ignore_ascii_case("adfs");
-    let rest = segs.get(1..).unwrap_or(&[]);
-    match (method, rest) {
-        (&Method::GET, ["v2.0", ".well-known", "openid-configuration"]) if !adfs => Ok(ok_json(&discovery(app, false))),
-        (&Method::GET, [".well-known", "openid-configuration"]) => Ok(ok_json(&discovery(app, adfs))),
-        (&Method::GET, ["discovery", "v2.0", "keys"] | ["discovery", "keys"]) => Ok(ok_json(&app.hsm.jwks())),
-        (&Method::POST, ["oauth2", "v2.0", "token"]) if !adfs => Ok(token(app, body, &app.hsm.token_endpoint()).await),
-        (&Method::POST, ["oauth2", "token"]) if adfs => {
+pub(super) async fn handle(app: &AppState, op: TokenOp, body: &[u8]) -> Result<Response, ApiError> {
+    match op {
+        TokenOp::OpenIdConfiguration { adfs } => Ok(ok_json(&discovery(app, adfs))),
+        TokenOp::Keys => Ok(ok_json(&app.hsm.jwks())),
+        TokenOp::Issue { adfs: false } => Ok(token(app, body, &app.hsm.token_endpoint()).await),
+        TokenOp::Issue { adfs: true } => {
             let seen = format!("{}/adfs/oauth2/token", app.public_url);
             Ok(token(app, body, &seen).await)
         }
-        _ => Err(ApiError::not_found_route()),
+        TokenOp::NotFound => Err(ApiError::not_found_route()),
     }
 }
 
@@ -43,7 +40,7 @@ fn discovery(app: &AppState, adfs: bool) -> OpenIdConfiguration {
         )
     };
     OpenIdConfiguration {
-        issuer: app.hsm.issuer(),
+        issuer: app.hsm.issuer().to_string(),
         token_endpoint,
         authorization_endpoint,
         jwks_uri: format!("{base}/{tenant}/discovery/v2.0/keys"),

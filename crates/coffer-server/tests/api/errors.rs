@@ -167,3 +167,44 @@ async fn api_version_forms() {
     assert_eq!(st, 200);
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_method_the_path_does_not_support_gets_405_with_allow() {
+    let s = TestServer::builder().start().await.unwrap();
+    let token = s.token().await.unwrap();
+    for (method, path, allow) in [
+        (Method::POST, "/keys/k1?api-version=7.6", "GET, PUT, PATCH, DELETE"),
+        (Method::GET, "/keys/k1/v1/sign?api-version=7.6", "POST"),
+        (Method::DELETE, "/rng?api-version=7.6", "POST"),
+        (Method::PATCH, "/coffer/v1/principals?api-version=7.6", "GET, POST"),
+        (
+            Method::POST,
+            "/providers/Microsoft.Authorization/roleAssignments/a?api-version=7.6",
+            "GET, PUT, DELETE",
+        ),
+    ] {
+        let r = s
+            .client
+            .request(method.clone(), format!("{}{path}", s.url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(
+            r.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_error(405, &body, 405, "MethodNotAllowed");
+    }
+    // Audited like an unknown request.
+    let recs = s.audit_records().unwrap();
+    let refused: Vec<_> = recs
+        .iter()
+        .filter(|r| r["properties"]["httpStatusCode"] == 405)
+        .collect();
+    assert_eq!(refused.len(), 5);
+    assert!(refused.iter().all(|r| r["operationName"] == "RequestNotFound"));
+}

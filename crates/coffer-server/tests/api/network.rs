@@ -1,7 +1,7 @@
 //! Network ACLs and throttling over real sockets: clients connect from 127.0.0.2 / 127.0.0.3 / 127.0.0.4 (the
 //! loopback range) to a server on 127.0.0.1; refused addresses get 403 ForbiddenByFirewall and an audit record;
 //! X-Forwarded-For counts only from trusted proxies; changes apply without a restart and survive one. Throttling
-//! answers 429 with Retry-After per principal.
+//! answers 429 with Retry-After per principal, and traffic without a valid token has budgets of its own.
 use coffer_testkit::TestServer;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -207,6 +207,13 @@ async fn throttling_answers_429_with_retry_after_per_principal() {
                 .and_then(|v| v.parse::<u64>().ok());
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["error"]["code"], "Throttled");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("calling principal's budget"),
+                "{body}"
+            );
         }
         statuses.push(st);
     }
@@ -234,5 +241,96 @@ async fn throttling_answers_429_with_retry_after_per_principal() {
         text.lines()
             .any(|l| l.starts_with("coffer_throttled_requests_total{operation=\"KeyList\"}")),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_without_tokens_causes_no_429_for_signed_in_principals() {
+    let s = TestServer::builder()
+        .configure(|c| {
+            c.throttling.address_units_per_10s = 10;
+            c.throttling.unauthenticated_units_per_10s = 40;
+            // Less than the flood: charged to the instance, the flood alone would exhaust it.
+            c.throttling.instance_units_per_10s = 100;
+        })
+        .start()
+        .await
+        .unwrap();
+    // The token first: the token endpoint draws on the unauthenticated budgets too.
+    let token = s.token().await.unwrap();
+    let keys = format!("{}/keys?{V}", s.url());
+    let send = |c: reqwest::Client, kind: usize| {
+        let (keys, endpoint) = (keys.clone(), s.token_endpoint());
+        async move {
+            // No token, a forged token, or a token request with a wrong secret.
+            let r = match kind % 3 {
+                0 => c.get(&keys).send().await.unwrap(),
+                1 => c
+                    .get(&keys)
+                    .bearer_auth("eyJhbGciOiJFUzI1NiJ9.e30.AAAA")
+                    .send()
+                    .await
+                    .unwrap(),
+                _ => c
+                    .post(endpoint)
+                    .form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", "x"),
+                        ("client_secret", "y"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap(),
+            };
+            let st = r.status().as_u16();
+            let retry_after = r.headers().get("retry-after").is_some();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (
+                st,
+                retry_after,
+                body["error"]["message"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    // One address runs out of its own budget: the 429 blames the client address, not a principal.
+    let one = client_from(&s, "127.0.0.2");
+    let mut first = Vec::new();
+    for i in 0..15 {
+        first.push(send(one.clone(), i).await);
+    }
+    let refused: Vec<_> = first.iter().filter(|(st, ..)| *st == 429).collect();
+    assert!(refused.len() >= 4, "{first:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(_, retry, m)| *retry && m.contains("client address") && !m.contains("principal")),
+        "{refused:?}"
+    );
+    // Four more addresses flood until all unauthenticated traffic's budget is spent, while a signed-in principal
+    // keeps working.
+    let flooders: Vec<_> = ["127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"]
+        .iter()
+        .map(|a| client_from(&s, a))
+        .collect();
+    let mut flood = Vec::new();
+    let mut signed_in = Vec::new();
+    for round in 0..30 {
+        for c in &flooders {
+            flood.push(send(c.clone(), round).await);
+        }
+        signed_in.push(get(&s.client, keys.clone(), &token, None).await.0);
+    }
+    assert!(signed_in.iter().all(|st| *st == 200), "{signed_in:?}");
+    let refused: Vec<_> = flood.iter().filter(|(st, ..)| *st == 429).collect();
+    assert!(refused.len() >= 60, "{flood:?}");
+    assert!(
+        refused.iter().all(|(_, retry, m)| *retry && !m.contains("principal")),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|(.., m)| m.contains("all requests without a valid token")),
+        "{refused:?}"
     );
 }
