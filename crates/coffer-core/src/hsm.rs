@@ -49,6 +49,9 @@ pub struct Hsm {
     pub(crate) backup_storage: Option<Arc<dyn crate::backup_storage::BackupStorage>>,
     pub(crate) jobs: std::sync::Mutex<std::collections::HashMap<String, crate::ops::full_backup::JobStatus>>,
     pub(crate) job_running: std::sync::atomic::AtomicBool,
+    /// This process runs a full restore (ORed with the store lease, which other nodes see, so that a lease the
+    /// restore's own long transaction keeps from being renewed never lets requests in mid-restore).
+    pub(crate) restoring: std::sync::atomic::AtomicBool,
     pub(crate) cache: KeyCache,
     pub(crate) config: HsmConfig,
     pub(crate) key_sets: crate::issuers::KeySetCache,
@@ -140,6 +143,7 @@ impl Hsm {
                 backup_storage: None,
                 jobs: std::sync::Mutex::default(),
                 job_running: std::sync::atomic::AtomicBool::new(false),
+                restoring: std::sync::atomic::AtomicBool::new(false),
                 instance: record,
                 keys: RwLock::new(Arc::new(keys)),
                 token_key: RwLock::new(Arc::new(token_key)),
@@ -218,7 +222,8 @@ impl Hsm {
     /// RBAC reads; in recovery mode only the transfer key, the upload and RBAC reads.
     fn check_state(&self, view: &crate::state::View, action: DataAction) -> Result<(), Error> {
         use DataAction as D;
-        if view.restoring(self.clock.now()) && !matches!(action, D::RestoreStatus | D::BackupStatus) {
+        let restoring = view.restoring(self.clock.now()) || self.restoring.load(std::sync::atomic::Ordering::SeqCst);
+        if restoring && !matches!(action, D::RestoreStatus | D::BackupStatus) {
             return Err(Error::NotActivated(
                 "A full restore is running; try again when it ends.".into(),
             ));
@@ -267,6 +272,13 @@ impl Hsm {
 
     /// Decides whether `caller` may perform `action` on `scope` (the rule is in [`crate::rbac`]).
     pub async fn authorize(&self, caller: &Principal, action: DataAction, scope: &Scope) -> Result<(), Error> {
+        if self.view.is_stale() {
+            // Fail closed: a write committed that the view may not show. Try to catch up once.
+            if let Err(e) = self.view.reload(self.store.as_ref()).await {
+                crate::audit::context::authorization(action, false, None);
+                return Err(e);
+            }
+        }
         let view = self.view.view();
         crate::audit::context::generation(view.generation);
         if let Err(e) = self.check_state(&view, action) {
@@ -352,20 +364,31 @@ impl Hsm {
 
     /// Writes the assignment-use times noted since the last flush (the jobs call this; access review first).
     pub async fn flush_assignment_use(&self) {
+        let now = self.clock.now();
         let due: Vec<(String, i64)> = match self.last_use.lock() {
-            Ok(mut m) => m
-                .iter_mut()
-                .filter(|(_, e)| e.1)
-                .map(|(k, e)| {
-                    e.1 = false;
-                    (k.clone(), e.0)
-                })
-                .collect(),
+            Ok(mut m) => {
+                // Entries only rate-limit the writes to one a minute: stored ones older than that are dropped, so
+                // the map holds the assignments used in the last minute or two, not every one ever used.
+                m.retain(|_, e| e.1 || now - e.0 < 120);
+                m.iter_mut()
+                    .filter(|(_, e)| e.1)
+                    .map(|(k, e)| {
+                        e.1 = false;
+                        (k.clone(), e.0)
+                    })
+                    .collect()
+            }
             Err(_) => Vec::new(),
         };
         for (name, at) in due {
             if let Err(e) = self.store.touch_role_assignment(&name, at).await {
-                tracing::warn!(error = %e, "could not record assignment use");
+                tracing::warn!(error = %e, "could not record assignment use: retrying at the next flush");
+                if let Ok(mut m) = self.last_use.lock()
+                    && let Some(entry) = m.get_mut(&name)
+                    && entry.0 == at
+                {
+                    entry.1 = true;
+                }
             }
         }
     }

@@ -1,20 +1,34 @@
 //! Throttling as Key Vault does it: weighted transactions per 10 seconds, enforced on their sum, answered with
 //! 429 and `Retry-After`; sized for a dedicated HSM rather than a shared multi-tenant service.
 //!
-//! Two pools that never draw on each other:
+//! Three pools that never draw on each other:
 //! * **signed-in traffic**: each principal has a budget (default: as large as the instance's, so a lone client
 //!   is limited only by the instance) and all principals together draw on the instance budget;
-//! * **traffic without a valid token and the token service**: each client address has a budget, and all of it
-//!   together draws on the unauthenticated budget. A flood without tokens therefore cannot make the instance
-//!   refuse signed-in callers.
+//! * **traffic without a valid token**: each client address has a budget, and all of it together draws on the
+//!   unauthenticated budget. A request whose bearer token is not yet verified is charged here *before* its
+//!   signature is checked, so a flood of forged tokens is throttled like a flood without tokens. Such a flood
+//!   therefore cannot make the instance refuse signed-in callers;
+//! * **the token service** (token requests and its metadata): each client address has a budget, and all of them
+//!   together draw on the token service's budget, so that a flood of requests with bad tokens cannot keep clients
+//!   from getting new ones.
+//!
+//! Client addresses are IPv4 addresses, or IPv6 /64 prefixes (one subscriber's network, in which a client can
+//! pick any address: see [`address_key`]).
 //!
 //! Fair share: the last tenth of a pool's budget is a reserve. While a request would dip into it ("the pool is
 //! short"), each member may take only its share of the reserve, which refills at its share of the pool's rate
-//! (with n members active in the last moments, a share is 1/(n+1): one share stays free for a newcomer); a member
-//! that has used its share waits and the others keep getting through. A lone client can burst to 95% of the
-//! pool's budget and keeps the pool's full rate, so it is never refused below the budget's rate. Members have
-//! a budget of their own only when it is configured below the pool's. Budgets are token buckets that refill
-//! continuously.
+//! (with n members, a share is 1/(n+1)); a member that has used its share waits and the others keep getting
+//! through. A share starts empty and goes into debt when a request costs more than it holds, so no member gets
+//! more than its share over time. The one remaining share belongs to the newcomers, all of them together: a
+//! client the pool does not know yet is served from it, so an unseen client is let in at once, yet a stream of
+//! fresh addresses (a rotating /64, a botnet) gets that one share in total and cannot drain the reserve. A
+//! newcomer the pool refuses is only noted (in a bounded list); it becomes a member, with an empty share that
+//! refills, if it comes back: addresses that never come back neither dilute the others' shares nor take memory
+//! beyond that list. A member is forgotten a few seconds after its last request (or after the `Retry-After` it
+//! was given) once it owes nothing. A lone client can burst to 90% of the pool's budget and keeps the pool's full rate, so it
+//! is never refused below the budget's rate. Members have a budget of their own only when it is configured below
+//! the pool's. Budgets are token buckets that refill continuously. Every map is bounded
+//! ([`MAX_MEMBERS`] members and as many noted newcomers per pool).
 //!
 //! Weights follow the ratios of the Key Vault limits table (per 10 s for HSM keys: 2,000 RSA-2048 or EC or AES
 //! operations, 500 RSA-3072, 250 RSA-4096, 10 key creations): an RSA-2048, EC or AES operation and every other
@@ -22,9 +36,9 @@
 //! table, [`crate::operation`], says which). A key operation is charged 1 up front and the rest when the key's
 //! type is known (after the request), so an RSA-4096 caller runs into its limit eight times sooner.
 use std::borrow::Borrow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,24 +51,30 @@ pub struct ThrottleLimits {
     pub per_principal: u64,
     /// All signed-in principals together.
     pub instance: u64,
-    /// Each client address, for requests without a valid token and token-service requests (capped at
-    /// `unauthenticated`).
+    /// Each client address, for requests without a valid token (capped at `unauthenticated`).
     pub per_address: u64,
-    /// All requests without a valid token and token-service requests together.
+    /// All requests without a valid token together.
     pub unauthenticated: u64,
+    /// Each client address, for token-service requests (capped at `token_service`).
+    pub per_address_tokens: u64,
+    /// All token-service requests together.
+    pub token_service: u64,
 }
 
 impl ThrottleLimits {
-    /// Signed-in traffic: 1,000,000 units per 10 s (100,000 cheap operations a second, far above what one
-    /// machine serves, so the default never refuses a client below the machine's capacity), for the instance and
-    /// for each principal. Unauthenticated traffic: 20,000 per 10 s overall and 2,000 per client address (a
-    /// client fetches a token about once an hour; the limit keeps a flood without tokens from taking the
-    /// machine).
+    /// Signed-in traffic: 10,000,000 units per 10 s (1,000,000 cheap operations or 5,000 key creations a second,
+    /// far above what one machine serves, so the default never refuses a client below the machine's capacity),
+    /// for the instance and for each principal; fairness at saturation comes from the per-principal concurrency
+    /// slots. Requests without a valid token: 20,000 per 10 s overall and 2,000 per client address.
+    /// The token service: the same, separately (a client fetches a token about once an hour; the limits keep a
+    /// flood from taking the machine).
     pub const DEFAULT: Self = Self {
-        per_principal: 1_000_000,
-        instance: 1_000_000,
+        per_principal: 10_000_000,
+        instance: 10_000_000,
         per_address: 2_000,
         unauthenticated: 20_000,
+        per_address_tokens: 2_000,
+        token_service: 20_000,
     };
 }
 
@@ -69,8 +89,10 @@ impl Default for ThrottleLimits {
 pub enum Who<'a> {
     /// A signed-in principal (its object id).
     Principal(&'a str),
-    /// A client without a valid token, or calling the token service.
+    /// A client without a valid token (or whose token is not verified yet).
     Address(IpAddr),
+    /// A client calling the token service.
+    TokenClient(IpAddr),
 }
 
 /// The budget that was short.
@@ -78,12 +100,16 @@ pub enum Who<'a> {
 pub enum Budget {
     /// The principal's own.
     Principal,
-    /// The client address's own.
+    /// The client address's own, for requests without a valid token.
     ClientAddress,
     /// The instance's (all signed-in principals).
     Instance,
-    /// All traffic without a valid token and token-service traffic.
+    /// All traffic without a valid token.
     Unauthenticated,
+    /// The client address's own, for token-service requests.
+    TokenClientAddress,
+    /// All token-service traffic.
+    TokenService,
 }
 
 impl Budget {
@@ -96,7 +122,15 @@ impl Budget {
                 "the instance's budget, shared by all principals (while it is short, principals that used more \
                  than their fair share wait)"
             }
-            Budget::Unauthenticated => "the budget of all requests without a valid token and token requests",
+            Budget::Unauthenticated => {
+                "the budget of all requests without a valid token (while it is short, client addresses that used \
+                 more than their fair share wait)"
+            }
+            Budget::TokenClientAddress => "the client address's budget for token requests",
+            Budget::TokenService => {
+                "the budget of all token requests (while it is short, client addresses that used more than their \
+                 fair share wait)"
+            }
         }
     }
 }
@@ -127,12 +161,25 @@ pub fn key_surcharge(operation: &Operation<'_>, key_properties: Option<&serde_js
     }
 }
 
+/// The key a client address is throttled by: an IPv4 address itself (also when written IPv4-mapped), an IPv6
+/// address its /64 prefix (the lower 64 bits are the interface identifier, which a host picks freely).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 /// The throttle.
 #[derive(Debug)]
 pub struct Throttle {
     limits: ThrottleLimits,
     principals: Mutex<Pool<String>>,
     addresses: Mutex<Pool<IpAddr>>,
+    token_clients: Mutex<Pool<IpAddr>>,
 }
 
 impl Throttle {
@@ -141,8 +188,14 @@ impl Throttle {
         let now = Instant::now();
         Self {
             limits,
-            principals: Mutex::new(Pool::new(limits.per_principal, limits.instance, now)),
-            addresses: Mutex::new(Pool::new(limits.per_address, limits.unauthenticated, now)),
+            principals: Mutex::new(Pool::new(limits.per_principal, limits.instance, MAX_MEMBERS, now)),
+            addresses: Mutex::new(Pool::new(limits.per_address, limits.unauthenticated, MAX_MEMBERS, now)),
+            token_clients: Mutex::new(Pool::new(
+                limits.per_address_tokens,
+                limits.token_service,
+                MAX_MEMBERS,
+                now,
+            )),
         }
     }
 
@@ -158,20 +211,28 @@ impl Throttle {
 
     /// [`Throttle::admit`] at a given time (tests).
     pub fn admit_at(&self, who: Who<'_>, cost: u64, now: Instant) -> Result<(), Refusal> {
-        let (short, retry_after) = match who {
-            Who::Principal(id) => match lock(&self.principals).admit(id, cost, now) {
-                Ok(()) => return Ok(()),
-                Err((Short::Member, w)) => (Budget::Principal, w),
-                Err((Short::Pool, w)) => (Budget::Instance, w),
-            },
-            Who::Address(ip) => match lock(&self.addresses).admit(&ip, cost, now) {
-                Ok(()) => return Ok(()),
-                Err((Short::Member, w)) => (Budget::ClientAddress, w),
-                Err((Short::Pool, w)) => (Budget::Unauthenticated, w),
-            },
+        let (result, member, pool) = match who {
+            Who::Principal(id) => (
+                lock(&self.principals).admit(id, cost, now),
+                Budget::Principal,
+                Budget::Instance,
+            ),
+            Who::Address(ip) => (
+                lock(&self.addresses).admit(&address_key(ip), cost, now),
+                Budget::ClientAddress,
+                Budget::Unauthenticated,
+            ),
+            Who::TokenClient(ip) => (
+                lock(&self.token_clients).admit(&address_key(ip), cost, now),
+                Budget::TokenClientAddress,
+                Budget::TokenService,
+            ),
         };
-        Err(Refusal {
-            budget: short,
+        result.map_err(|(short, retry_after)| Refusal {
+            budget: match short {
+                Short::Member => member,
+                Short::Pool => pool,
+            },
             retry_after,
         })
     }
@@ -183,8 +244,18 @@ impl Throttle {
         }
         match who {
             Who::Principal(id) => lock(&self.principals).charge(id, cost),
-            Who::Address(ip) => lock(&self.addresses).charge(&ip, cost),
+            Who::Address(ip) => lock(&self.addresses).charge(&address_key(ip), cost),
+            Who::TokenClient(ip) => lock(&self.token_clients).charge(&address_key(ip), cost),
         }
+    }
+
+    /// Members and noted newcomers of each pool (principals, addresses without a valid token, token clients).
+    pub fn tracked(&self) -> [(usize, usize); 3] {
+        [
+            lock(&self.principals).tracked(),
+            lock(&self.addresses).tracked(),
+            lock(&self.token_clients).tracked(),
+        ]
     }
 }
 
@@ -195,9 +266,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 const WINDOW_SECS: f64 = 10.0;
 /// The share of a pool's budget kept for fair sharing.
 const RESERVE: f64 = 0.1;
-/// Idle members are forgotten at least this often (and every [`PRUNE_CALLS`] calls).
+/// Idle members are forgotten this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
-const PRUNE_CALLS: u64 = 1024;
+/// A member is remembered at least this long after its last request (or after the `Retry-After` it was given),
+/// and after that until it owes nothing.
+const KEEP: Duration = Duration::from_secs(2);
+/// The most members a pool remembers, and the most refused newcomers it notes. A member is remembered from its
+/// first admitted request until a few seconds after its last one (see [`KEEP`]), so only a pool's admitted rate
+/// fills the map; beyond the bound, newcomers are served (from the free part of the budget or the newcomers'
+/// share) without being remembered, and the oldest noted newcomer is dropped for a new one.
+pub const MAX_MEMBERS: usize = 65_536;
+/// Rounding slack when a full share is needed.
+const EPSILON: f64 = 1e-9;
+/// How long a refused newcomer stays noted.
+const NOTED_FOR: Duration = Duration::from_secs(30);
 
 /// Which bucket was short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,9 +292,12 @@ enum Short {
 struct Member {
     /// The member's own bucket.
     own: f64,
-    /// Its share of the pool's reserve.
+    /// Its share of the pool's reserve (below zero: a debt).
     share: f64,
+    /// When the buckets were last refilled.
     at: Instant,
+    /// Remembered at least until then.
+    keep_until: Instant,
 }
 
 /// Members with their own budgets drawing on one pool budget.
@@ -222,9 +307,15 @@ struct Pool<K> {
     member_cap: Option<f64>,
     pool_cap: f64,
     members: HashMap<K, Member>,
+    /// The share of the reserve all newcomers (clients that are not members) draw on together.
+    newcomers: Member,
+    /// Refused newcomers, by when they were first refused; they become members when they come back.
+    noted: HashMap<K, Instant>,
+    /// `noted` in the order of insertion (entries whose time no longer matches are stale).
+    noted_order: VecDeque<(K, Instant)>,
+    max_members: usize,
     level: f64,
     at: Instant,
-    calls: u64,
     pruned_at: Instant,
 }
 
@@ -233,16 +324,24 @@ fn wait(units: f64, per_sec: f64) -> Duration {
     Duration::from_secs_f64((units / per_sec).ceil().clamp(1.0, 86_400.0))
 }
 
-impl<K: Hash + Eq> Pool<K> {
-    fn new(member_cap: u64, pool_cap: u64, now: Instant) -> Self {
+impl<K: Hash + Eq + Clone> Pool<K> {
+    fn new(member_cap: u64, pool_cap: u64, max_members: usize, now: Instant) -> Self {
         let pool_cap = pool_cap.max(1) as f64;
         Self {
             member_cap: Some(member_cap.max(1) as f64).filter(|m| *m < pool_cap),
             pool_cap,
             members: HashMap::new(),
+            newcomers: Member {
+                own: 0.0,
+                share: pool_cap * RESERVE,
+                at: now,
+                keep_until: now,
+            },
+            noted: HashMap::new(),
+            noted_order: VecDeque::new(),
+            max_members,
             level: pool_cap,
             at: now,
-            calls: 0,
             pruned_at: now,
         }
     }
@@ -251,8 +350,8 @@ impl<K: Hash + Eq> Pool<K> {
         self.pool_cap * RESERVE
     }
 
-    /// (share cap, share refill per second) with the members known now. One share more than there are members
-    /// stays free, so that a newcomer always finds some of the reserve left.
+    /// (share cap, share refill per second) with the members known now: one share for each, and one for all
+    /// newcomers together.
     fn share(&self) -> (f64, f64) {
         let parts = (self.members.len() + 1) as f64;
         (self.reserve() / parts, self.pool_cap / WINDOW_SECS / parts)
@@ -267,15 +366,44 @@ impl<K: Hash + Eq> Pool<K> {
         m.at = now;
     }
 
-    /// Forgets members whose buckets are full again.
+    /// Forgets members idle for a while that owe nothing, and newcomers noted too long ago. (Buckets are refilled
+    /// only when their member asks, at the shares of that moment.)
     fn prune(&mut self, now: Instant) {
         let member_cap = self.member_cap;
-        let share = self.share();
+        let (_, share_rate) = self.share();
         self.members.retain(|_, m| {
-            Self::refill_member(m, now, member_cap, share);
-            member_cap.is_some_and(|cap| m.own < cap) || m.share < share.0
+            let dt = now.saturating_duration_since(m.at).as_secs_f64();
+            now < m.keep_until
+                || member_cap.is_some_and(|cap| m.own + dt * cap / WINDOW_SECS < cap)
+                || m.share + dt * share_rate < 0.0
         });
+        while let Some((_, at)) = self.noted_order.front() {
+            if now.saturating_duration_since(*at) < NOTED_FOR {
+                break;
+            }
+            self.pop_noted();
+        }
         self.pruned_at = now;
+    }
+
+    fn pop_noted(&mut self) {
+        if let Some((k, at)) = self.noted_order.pop_front()
+            && self.noted.get(&k) == Some(&at)
+        {
+            self.noted.remove(&k);
+        }
+    }
+
+    fn note(&mut self, key: K, now: Instant) {
+        while self.noted_order.len() >= self.max_members {
+            self.pop_noted();
+        }
+        self.noted.insert(key.clone(), now);
+        self.noted_order.push_back((key, now));
+    }
+
+    fn tracked(&self) -> (usize, usize) {
+        (self.members.len(), self.noted.len())
     }
 
     fn admit<Q>(&mut self, key: &Q, cost: u64, now: Instant) -> Result<(), (Short, Duration)>
@@ -283,55 +411,84 @@ impl<K: Hash + Eq> Pool<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.calls = self.calls.wrapping_add(1);
-        if self.calls.is_multiple_of(PRUNE_CALLS) || now.saturating_duration_since(self.pruned_at) >= PRUNE_EVERY {
+        if now.saturating_duration_since(self.pruned_at) >= PRUNE_EVERY {
             self.prune(now);
         }
         let rate = self.pool_cap / WINDOW_SECS;
         self.level = (self.level + now.saturating_duration_since(self.at).as_secs_f64() * rate).min(self.pool_cap);
         self.at = now;
-        let new = !self.members.contains_key(key);
-        if new {
-            let member = Member {
-                own: self.member_cap.unwrap_or(0.0),
-                share: 0.0,
-                at: now,
-            };
-            self.members.insert(key.to_owned(), member);
-        }
+        let known = self.members.contains_key(key);
         let share = self.share();
         let (member_cap, pool_cap, reserve) = (self.member_cap, self.pool_cap, self.reserve());
-        let Some(m) = self.members.get_mut(key) else {
-            return Err((Short::Pool, wait(1.0, rate)));
+        let mut fresh = Member {
+            own: member_cap.unwrap_or(0.0),
+            share: 0.0,
+            at: now,
+            keep_until: now + KEEP,
         };
-        if new {
-            m.share = share.0;
-        }
-        Self::refill_member(m, now, member_cap, share);
+        let m = if known {
+            let Some(m) = self.members.get_mut(key) else {
+                return Err((Short::Pool, wait(1.0, rate)));
+            };
+            Self::refill_member(m, now, member_cap, share);
+            m
+        } else {
+            &mut fresh
+        };
         let cost = cost as f64;
         if let Some(cap) = member_cap {
             let need = cost.min(cap);
             if m.own < need {
-                return Err((Short::Member, wait(need - m.own, cap / WINDOW_SECS)));
+                let retry = wait(need - m.own, cap / WINDOW_SECS);
+                m.keep_until = m.keep_until.max(now + retry + KEEP);
+                return Err((Short::Member, retry));
             }
         }
         let need = cost.min(pool_cap);
-        if self.level < need {
-            return Err((Short::Pool, wait(need - self.level, rate)));
-        }
-        if self.level - cost < reserve {
-            // Short: only members within their share of the reserve.
+        let refusal = if self.level < need {
+            Some(wait(need - self.level, rate))
+        } else if self.level - cost < reserve {
+            // Short: a member takes from its share, a newcomer from the newcomers' share.
             let (share_cap, share_rate) = share;
-            let need = cost.min(share_cap);
-            if m.share < need {
-                let until_share = wait(need - m.share, share_rate);
+            let bucket = if known {
+                &mut *m
+            } else {
+                Self::refill_member(&mut self.newcomers, now, None, share);
+                &mut self.newcomers
+            };
+            let need = cost.min(share_cap) - EPSILON;
+            if bucket.share < need {
+                let until_share = wait(need - bucket.share, share_rate);
                 let until_free = wait(reserve + cost - self.level, rate);
-                return Err((Short::Pool, until_share.min(until_free)));
+                Some(until_share.min(until_free))
+            } else {
+                bucket.share -= cost;
+                None
             }
-            m.share = (m.share - cost).max(-share_cap);
+        } else {
+            None
+        };
+        if let Some(retry) = refusal {
+            // Remembered until it may come back (a member waiting for its turn counts for the shares).
+            m.keep_until = m.keep_until.max(now + retry + KEEP);
+            if !known {
+                // A refused newcomer that comes back becomes a member (with an empty share that refills); one
+                // that does not is forgotten.
+                if self.noted.remove(key).is_some() && self.members.len() < self.max_members {
+                    self.members.insert(key.to_owned(), fresh);
+                } else {
+                    self.note(key.to_owned(), now);
+                }
+            }
+            return Err((Short::Pool, retry));
         }
         m.own -= cost;
+        m.keep_until = m.keep_until.max(now + KEEP);
         self.level -= cost;
+        if !known && self.members.len() < self.max_members {
+            self.noted.remove(key);
+            self.members.insert(key.to_owned(), fresh);
+        }
         Ok(())
     }
 
@@ -354,8 +511,17 @@ mod tests {
 
     use super::*;
 
+    fn v4(n: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
     fn ip(n: u32) -> Who<'static> {
-        Who::Address(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n)))
+        Who::Address(v4(n))
+    }
+
+    /// An address in its own /64.
+    fn net64(n: u64) -> IpAddr {
+        IpAddr::V6(Ipv6Addr::from((0x2001_0db8_u128 << 96) | (u128::from(n) << 64) | 1))
     }
 
     #[test]
@@ -397,9 +563,9 @@ mod tests {
             let who = if i % 2 == 0 { "c" } else { "d" };
             ok += usize::from(t.admit_at(Who::Principal(who), 1, t0).is_ok());
         }
-        // The free 900 and the two principals' shares of the reserve (100 / 3 each).
-        assert_eq!(ok, 966);
-        // A newcomer still finds its share.
+        // The free 900; the two principals' shares of the reserve start empty.
+        assert_eq!(ok, 900);
+        // A newcomer finds the newcomers' share.
         assert!(t.admit_at(Who::Principal("e"), 1, t0).is_ok());
         ok += 1;
         // Never more than the budget, however many principals ask.
@@ -438,10 +604,10 @@ mod tests {
         let ok = (0..1500)
             .filter(|_| t.admit_at(Who::Principal("app"), 1, t0).is_ok())
             .count();
-        // The free 900 and half the reserve (the other half waits for a newcomer).
-        assert_eq!(ok, 950);
-        // Asking 10 times a millisecond for 10 s, it gets the full rate (1,000 units per 10 s) less the 50 that
-        // refill the newcomer's half of the reserve.
+        // The free 900 (its share of the reserve starts empty).
+        assert_eq!(ok, 900);
+        // Asking 10 times a millisecond for 10 s, it gets the full rate (1,000 units per 10 s) and its share of the
+        // reserve.
         let mut ok = 0;
         for ms in 1..=10_000u64 {
             for _ in 0..10 {
@@ -451,7 +617,7 @@ mod tests {
                 );
             }
         }
-        assert!((940..=1000).contains(&ok), "{ok}");
+        assert!((1000..=1050).contains(&ok), "{ok}");
     }
 
     #[test]
@@ -520,6 +686,7 @@ mod tests {
             instance: 1000,
             per_address: 20,
             unauthenticated: 200,
+            ..ThrottleLimits::DEFAULT
         });
         let t0 = Instant::now();
         // One address: its own 20 units.
@@ -553,6 +720,135 @@ mod tests {
                 assert!(t.admit_at(Who::Principal("a"), 1, now).is_ok(), "at {ms} ms");
             }
         }
+    }
+
+    #[test]
+    fn the_token_service_has_its_own_pool() {
+        let t = Throttle::new(ThrottleLimits {
+            per_address: 20,
+            unauthenticated: 200,
+            per_address_tokens: 20,
+            token_service: 200,
+            ..ThrottleLimits::DEFAULT
+        });
+        let t0 = Instant::now();
+        // Requests with bad tokens from many addresses spend all of the unauthenticated pool...
+        let mut refused = None;
+        for n in 0..2000 {
+            if let Err(r) = t.admit_at(ip(n), 1, t0) {
+                refused = Some(r.budget);
+            }
+        }
+        assert_eq!(refused, Some(Budget::Unauthenticated));
+        // ...and each of those addresses still gets its tokens.
+        for n in 0..100 {
+            assert_eq!(t.admit_at(Who::TokenClient(v4(n)), 1, t0), Ok(()), "{n}");
+        }
+        // A token client has its own budget there, which the 429 names.
+        let ok = (0..50)
+            .filter(|_| t.admit_at(Who::TokenClient(v4(5000)), 1, t0).is_ok())
+            .count();
+        assert_eq!(ok, 20);
+        let r = t.admit_at(Who::TokenClient(v4(5000)), 1, t0).unwrap_err();
+        assert_eq!(r.budget, Budget::TokenClientAddress);
+        assert!(r.budget.describe().contains("token requests"));
+        // A flood of token requests does not touch the pool of requests without a valid token in turn.
+        let mut last = None;
+        for n in 10_000..12_000 {
+            if let Err(r) = t.admit_at(Who::TokenClient(v4(n)), 1, t0) {
+                last = Some(r.budget);
+            }
+        }
+        assert_eq!(last, Some(Budget::TokenService));
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(t.admit_at(ip(1), 1, later), Ok(()));
+    }
+
+    #[test]
+    fn ipv6_addresses_are_throttled_by_their_64_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse().unwrap();
+        assert_eq!(address_key(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            address_key("::ffff:192.0.2.7".parse().unwrap()),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(address_key(v4(7)), v4(7));
+        let t = Throttle::new(ThrottleLimits {
+            per_address: 20,
+            unauthenticated: 1000,
+            per_address_tokens: 20,
+            token_service: 1000,
+            ..ThrottleLimits::DEFAULT
+        });
+        let t0 = Instant::now();
+        for who in [Who::Address, Who::TokenClient] {
+            // A new address for every request, all in one /64: one budget of 20.
+            let ok = (0..100u128)
+                .filter(|i| {
+                    let addr = IpAddr::V6(Ipv6Addr::from((0x2001_0db8_0001_0002_u128 << 64) | (i * 7919 + 1)));
+                    t.admit_at(who(addr), 1, t0).is_ok()
+                })
+                .count();
+            assert_eq!(ok, 20);
+            // Another /64 has its own.
+            assert_eq!(t.admit_at(who(net64(9)), 1, t0), Ok(()));
+        }
+    }
+
+    #[test]
+    fn rotating_addresses_cannot_drain_the_reserve() {
+        let t = Throttle::new(ThrottleLimits {
+            per_address: 20,
+            unauthenticated: 200,
+            ..ThrottleLimits::DEFAULT
+        });
+        let t0 = Instant::now();
+        // A client known to the pool, and the pool spent down to its reserve by others.
+        assert!(t.admit_at(ip(1), 1, t0).is_ok());
+        for n in 100..1000 {
+            let _ = t.admit_at(ip(n), 1, t0);
+        }
+        // For 10 s a flood sends 10 requests a millisecond, each from a /64 never used before (100,000 of them);
+        // the known client asks every 100 ms, and a second one, unknown to the pool, every second from 3 s on.
+        let (mut flood_ok, mut known_ok, mut newcomer) = (0u64, 0u64, Vec::new());
+        let mut fresh = 0u64;
+        for ms in 1..=10_000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            for _ in 0..10 {
+                fresh += 1;
+                flood_ok += u64::from(t.admit_at(Who::Address(net64(fresh)), 1, now).is_ok());
+            }
+            if ms % 100 == 0 {
+                known_ok += u64::from(t.admit_at(ip(1), 1, now).is_ok());
+            }
+            if ms >= 3000 && ms % 1000 == 0 {
+                newcomer.push(t.admit_at(ip(2), 1, now).is_ok());
+            }
+            let (members, noted) = t.tracked()[1];
+            assert!(members <= 1000 && noted <= MAX_MEMBERS, "{members} {noted}");
+        }
+        // The flood got no more than the pool's rate (it takes the free part, and the newcomers' share).
+        assert!(flood_ok <= 210, "{flood_ok}");
+        // The known client kept getting its share (about 1/40 of the rate, with the flood's recently admitted
+        // addresses as members); when every fresh address started with a full share, the flood drained the
+        // reserve and it got nothing (nor did the newcomer).
+        assert!(known_ok >= 3, "{known_ok}");
+        // The newcomer is admitted once it has come back and its share has filled.
+        assert!(newcomer[..4].contains(&true), "{newcomer:?}");
+    }
+
+    #[test]
+    fn pools_stay_bounded_under_a_flood_of_new_addresses() {
+        let t0 = Instant::now();
+        let mut pool: Pool<IpAddr> = Pool::new(20, 1_000_000, 100, t0);
+        for n in 0..100_000u64 {
+            let _ = pool.admit(&net64(n), 1, t0 + Duration::from_micros(n));
+            assert!(pool.members.len() <= 100 && pool.noted.len() <= 100);
+            assert!(pool.noted_order.len() <= 100);
+        }
+        // At the bound, newcomers are still served (from the free part of the budget).
+        assert!(pool.admit(&net64(1 << 40), 1, t0 + Duration::from_millis(200)).is_ok());
+        assert!(pool.members.len() <= 100);
     }
 
     #[test]
@@ -601,6 +897,11 @@ mod tests {
         assert!(Budget::ClientAddress.describe().contains("client address"));
         assert!(!Budget::ClientAddress.describe().contains("principal"));
         assert!(Budget::Unauthenticated.describe().contains("without a valid token"));
+        assert!(!Budget::Unauthenticated.describe().contains("principal"));
+        assert!(Budget::TokenClientAddress.describe().contains("client address"));
+        assert!(!Budget::TokenClientAddress.describe().contains("principal"));
+        assert!(Budget::TokenService.describe().contains("token requests"));
+        assert!(!Budget::TokenService.describe().contains("principal"));
         assert!(Budget::Principal.describe().contains("principal"));
         assert!(Budget::Instance.describe().contains("instance"));
     }

@@ -130,8 +130,9 @@ impl NetworkConfig {
 }
 
 /// Throttling (docs/NETWORK.md): weighted units per 10 seconds in token buckets that refill continuously. Signed-in
-/// principals draw on the instance budget; requests without a valid token and token requests draw on their own
-/// budgets (per client address and overall), never on the instance's.
+/// principals draw on the instance budget; requests without a valid token draw on their own budgets (per client
+/// address and overall), and token-service requests on theirs, never on the instance's. Besides, each principal
+/// has a number of concurrent request slots; its further requests wait (no 429).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottlingConfig {
@@ -144,8 +145,15 @@ pub struct ThrottlingConfig {
     pub instance_units_per_10s: u64,
     /// Units each client address may spend per 10 seconds on requests without a valid token and token requests.
     pub address_units_per_10s: u64,
-    /// Units all requests without a valid token and token requests together may spend per 10 seconds.
+    /// Units all requests without a valid token together may spend per 10 seconds.
     pub unauthenticated_units_per_10s: u64,
+    /// Units each client address may spend per 10 seconds on token-service requests.
+    pub token_address_units_per_10s: u64,
+    /// Units all token-service requests together may spend per 10 seconds.
+    pub token_units_per_10s: u64,
+    /// Requests of one principal handled at once; further ones wait for a slot (default: 4 × the CPU cores; 0 =
+    /// no limit). Independent of `enabled`.
+    pub concurrent_requests_per_principal: Option<usize>,
 }
 
 impl Default for ThrottlingConfig {
@@ -157,6 +165,9 @@ impl Default for ThrottlingConfig {
             instance_units_per_10s: d.instance,
             address_units_per_10s: d.per_address,
             unauthenticated_units_per_10s: d.unauthenticated,
+            token_address_units_per_10s: d.per_address_tokens,
+            token_units_per_10s: d.token_service,
+            concurrent_requests_per_principal: None,
         }
     }
 }
@@ -169,6 +180,17 @@ impl ThrottlingConfig {
             instance: self.instance_units_per_10s,
             per_address: self.address_units_per_10s,
             unauthenticated: self.unauthenticated_units_per_10s,
+            per_address_tokens: self.token_address_units_per_10s,
+            token_service: self.token_units_per_10s,
+        }
+    }
+
+    /// Concurrent requests per principal (`None`: no limit).
+    pub fn principal_slots(&self) -> Option<usize> {
+        match self.concurrent_requests_per_principal {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(4 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)),
         }
     }
 }
@@ -500,6 +522,8 @@ impl ServeConfig {
                 t.instance_units_per_10s,
                 t.address_units_per_10s,
                 t.unauthenticated_units_per_10s,
+                t.token_address_units_per_10s,
+                t.token_units_per_10s,
             ]
             .iter()
             .any(|u| *u < 10)

@@ -10,6 +10,7 @@ pub mod datadir;
 pub mod error;
 pub mod jwks;
 pub mod metrics;
+pub mod principal_slots;
 pub mod request_audit;
 pub mod routes;
 pub mod seal;

@@ -76,6 +76,10 @@ pub struct Metrics {
     audit_healthy: Gauge,
     tls_not_after: Gauge,
     store_queries: Family<MethodLabel, Counter>,
+    token_verifications: Counter,
+    slots_in_flight: Gauge,
+    slots_waiting: Gauge,
+    slots_waited: Counter,
     audit_seen: Mutex<AuditSeen>,
     seal_provider: String,
 }
@@ -173,6 +177,31 @@ impl Metrics {
             "Calls of each storage method (one transaction each)",
             store_queries.clone(),
         );
+        let token_verifications = Counter::default();
+        registry.register(
+            "coffer_bearer_token_verifications",
+            "Bearer tokens not in the verified-token cache whose signature was checked (after the client address's \
+             throttling budget admitted them)",
+            token_verifications.clone(),
+        );
+        let slots_in_flight = Gauge::default();
+        registry.register(
+            "coffer_principal_requests_in_progress",
+            "Requests of signed-in principals holding one of their principal's concurrency slots",
+            slots_in_flight.clone(),
+        );
+        let slots_waiting = Gauge::default();
+        registry.register(
+            "coffer_principal_requests_waiting",
+            "Requests waiting for one of their principal's concurrency slots",
+            slots_waiting.clone(),
+        );
+        let slots_waited = Counter::default();
+        registry.register(
+            "coffer_principal_requests_waited",
+            "Requests that waited for one of their principal's concurrency slots",
+            slots_waited.clone(),
+        );
         Self {
             registry,
             requests,
@@ -190,6 +219,10 @@ impl Metrics {
             audit_healthy,
             tls_not_after: tls,
             store_queries,
+            token_verifications,
+            slots_in_flight,
+            slots_waiting,
+            slots_waited,
             audit_seen: Mutex::default(),
             seal_provider: seal_provider.to_string(),
         }
@@ -220,6 +253,22 @@ impl Metrics {
     /// Counts an authentication failure.
     pub fn authentication_failure(&self) {
         self.auth_failures.inc();
+    }
+
+    /// Counts the verification of a bearer token that was not in the cache.
+    pub fn token_verification(&self) {
+        self.token_verifications.inc();
+    }
+
+    /// Copies the concurrency slots' counts (at scrape time).
+    pub fn set_principal_slots(&self, slots: &crate::principal_slots::PrincipalSlots) {
+        self.slots_in_flight
+            .set(i64::try_from(slots.in_flight()).unwrap_or(i64::MAX));
+        self.slots_waiting
+            .set(i64::try_from(slots.queued()).unwrap_or(i64::MAX));
+        self.slots_waited
+            .inner()
+            .fetch_max(slots.queued_total(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts an RBAC denial.
@@ -317,6 +366,9 @@ pub fn router(state: std::sync::Arc<crate::state::AppState>) -> axum::Router {
             "/metrics",
             axum::routing::get(
                 |axum::extract::State(app): axum::extract::State<std::sync::Arc<crate::state::AppState>>| async move {
+                    if let Some(slots) = &app.principal_slots {
+                        app.metrics.set_principal_slots(slots);
+                    }
                     let body = app.metrics.render(&app.hsm, &app.store_queries).await;
                     (
                         [(

@@ -225,6 +225,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             .throttling
             .enabled
             .then(|| Arc::new(coffer_core::throttle::Throttle::new(config.throttling.limits()))),
+        principal_slots: config
+            .throttling
+            .principal_slots()
+            .map(|cap| Arc::new(crate::principal_slots::PrincipalSlots::new(cap))),
     });
     let handle = axum_server::Handle::new();
     let metrics_addr = match config.metrics.listen {

@@ -18,6 +18,8 @@ pub struct AppState {
     pub store_queries: Arc<coffer_core::store_metrics::StoreCounters>,
     /// Request throttling (`None` when disabled).
     pub throttle: Option<Arc<coffer_core::throttle::Throttle>>,
+    /// Concurrent request slots per principal (`None`: no limit).
+    pub principal_slots: Option<Arc<crate::principal_slots::PrincipalSlots>>,
     /// Deployment facts for the posture report.
     pub facts: ServerFacts,
     /// The TLS side: among others the signer of Secure Key Release responses

@@ -10,6 +10,10 @@ const SQLITE: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_rotation_settings.sql")),
     (6, include_str!("../migrations/sqlite/0006_meta.sql")),
     (7, include_str!("../migrations/sqlite/0007_policies.sql")),
+    (
+        8,
+        include_str!("../migrations/sqlite/0008_assignments_by_principal_nocase.sql"),
+    ),
 ];
 
 pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<(), sqlx::Error> {

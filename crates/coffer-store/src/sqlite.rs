@@ -309,9 +309,9 @@ impl Store for SqliteStore {
     }
 
     async fn dump_keys(&self) -> Result<Vec<KeyDump>, Error> {
-        let mut conn = self.reader.acquire().await.map_err(storage)?;
-        // One read transaction: a consistent snapshot while the data plane keeps serving.
-        sqlx::query("BEGIN").execute(&mut *conn).await.map_err(storage)?;
+        // One read transaction: a consistent snapshot while the data plane keeps serving. A sqlx transaction, so
+        // that an error or a dropped future rolls it back instead of returning a connection with an open snapshot.
+        let mut conn = self.reader.begin().await.map_err(storage)?;
         let result = async {
             let sql = format!("{VERSION_SELECT} ORDER BY k.name_key, v.seq");
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -357,7 +357,7 @@ impl Store for SqliteStore {
             Ok(out)
         }
         .await;
-        let _ = sqlx::query("COMMIT").execute(&mut *conn).await;
+        let _ = conn.rollback().await;
         result
     }
 
@@ -1126,17 +1126,29 @@ impl Store for SqliteStore {
     }
 
     async fn role_assignments(&self, principal_ids: Option<&[String]>) -> Result<Vec<RoleAssignment>, Error> {
-        let rows = sqlx::query("SELECT * FROM role_assignments ORDER BY created, name")
+        let Some(ids) = principal_ids else {
+            let rows = sqlx::query("SELECT * FROM role_assignments ORDER BY created, name")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(storage)?;
+            return rows.iter().map(ids::assignment_from_row).collect();
+        };
+        // One indexed read per id (ids compare case-insensitively, as everywhere).
+        let mut out = Vec::new();
+        for id in ids {
+            let rows = sqlx::query(
+                "SELECT * FROM role_assignments WHERE principal_id = $1 COLLATE NOCASE ORDER BY created, name",
+            )
+            .bind(id)
             .fetch_all(&self.reader)
             .await
             .map_err(storage)?;
-        let mut out = Vec::new();
-        for r in &rows {
-            let a = ids::assignment_from_row(r)?;
-            if principal_ids.is_none_or(|ids| ids.iter().any(|p| p.eq_ignore_ascii_case(&a.principal_id))) {
-                out.push(a);
+            for r in &rows {
+                out.push(ids::assignment_from_row(r)?);
             }
         }
+        out.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+        out.dedup_by(|a, b| a.name == b.name);
         Ok(out)
     }
 

@@ -527,7 +527,11 @@ impl Hsm {
         } else {
             JobKind::Restore
         })?;
+        if !check_only {
+            self.restoring.store(true, Ordering::SeqCst);
+        }
         if !check_only && let Err(e) = self.set_restore_lease(true).await {
+            self.restoring.store(false, Ordering::SeqCst);
             self.finish_job(
                 &job.job_id,
                 Err(Error::Corrupt(format!("could not take the restore lease: {e}"))),
@@ -557,6 +561,7 @@ impl Hsm {
                 if let Err(e) = hsm.set_restore_lease(false).await {
                     tracing::error!(error = %e, "could not release the restore lease");
                 }
+                hsm.restoring.store(false, Ordering::SeqCst);
                 r
             };
             hsm.finish_job(&id, result.map(|()| None));

@@ -90,6 +90,9 @@ impl Hsm {
 
     /// Runs the jobs once (and stores the assignment-use times noted since the last run).
     pub async fn run_jobs(&self) -> Result<JobReport, Error> {
+        if self.view.is_stale() {
+            self.reload_state().await?;
+        }
         self.flush_assignment_use().await;
         let mut report = self.rotate_due().await?;
         report.purged = self.purge_expired().await?;

@@ -116,7 +116,13 @@ impl Grants {
     /// The assignments whose scope may cover `scope` (the caller still checks `covers` and `active`).
     pub fn candidates<'a>(&'a self, scope: &Scope) -> impl Iterator<Item = &'a RoleAssignment> {
         let keyed = match scope {
-            Scope::Key(name) if !self.by_key.is_empty() => self.by_key.get(&name.to_ascii_lowercase()),
+            Scope::Key(name) if !self.by_key.is_empty() => {
+                if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                    self.by_key.get(&name.to_ascii_lowercase())
+                } else {
+                    self.by_key.get(name.as_str())
+                }
+            }
             _ => None,
         };
         self.broad.iter().chain(keyed.into_iter().flatten())
@@ -182,6 +188,8 @@ impl View {
 pub struct StateCell {
     current: ArcSwap<View>,
     publish: tokio::sync::Mutex<()>,
+    /// A write committed but its publication and the rebuild after it failed: the view may be behind the store.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for StateCell {
@@ -199,6 +207,7 @@ impl StateCell {
         Ok(Self {
             current: ArcSwap::from_pointee(view),
             publish: tokio::sync::Mutex::new(()),
+            stale: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -212,6 +221,16 @@ impl StateCell {
         self.current.load().generation
     }
 
+    /// Whether the view may be behind the store (a publication and the rebuild after it failed); decisions are
+    /// refused until [`StateCell::reload`] succeeds.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn mark_stale(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Rebuilds the whole view from the store (another process changed it; start-up of a second node).
     pub async fn reload(&self, store: &dyn Store) -> Result<u64, Error> {
         let _g = self.publish.lock().await;
@@ -219,6 +238,7 @@ impl StateCell {
         let view = build(store, Arc::clone(&old.network), old.generation + 1).await?;
         let generation = view.generation;
         self.current.store(Arc::new(view));
+        self.stale.store(false, std::sync::atomic::Ordering::SeqCst);
         crate::audit::context::generation(generation);
         Ok(generation)
     }

@@ -5,6 +5,7 @@
 //!
 //! A failed publication (the re-read failed after the write committed) is logged and the whole view is rebuilt
 //! from the store on the next publication attempt, so the view never stays behind the store silently.
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -24,29 +25,56 @@ pub struct PublishingStore {
     state: Arc<StateCell>,
 }
 
+type Task<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'static>>;
+
+/// What a write task holds: the adapter and the state cell.
+#[derive(Clone)]
+struct Ctx {
+    store: Arc<dyn Store>,
+    state: Arc<StateCell>,
+}
+
 impl PublishingStore {
     /// Wraps `inner`; publications go to `state`.
     pub fn new(inner: Arc<dyn Store>, state: Arc<StateCell>) -> Self {
         Self { inner, state }
     }
 
-    /// Publishes after a committed write. A failure to re-read is logged and repaired by a full rebuild.
+    /// Runs a write and its publication as a task of its own, so that a request whose future is dropped (the
+    /// client went away, shutdown) cannot leave a committed write unpublished. The caller's audit notes get the
+    /// generation in force once the task is done (at least the one it published).
+    async fn write<T: Send + 'static>(&self, task: impl FnOnce(Ctx) -> Task<T>) -> Result<T, Error> {
+        let ctx = Ctx {
+            store: Arc::clone(&self.inner),
+            state: Arc::clone(&self.state),
+        };
+        let r = tokio::spawn(task(ctx))
+            .await
+            .map_err(|e| Error::Corrupt(format!("a store write task failed: {e}")))?;
+        crate::audit::context::generation(self.state.generation());
+        r
+    }
+}
+
+impl Ctx {
+    /// Publishes after a committed write. A failure to re-read is repaired by a full rebuild; when that fails
+    /// too, the state is marked stale and requests are refused until a rebuild succeeds (fail closed).
     async fn publish<F, Fut>(&self, change: F)
     where
         F: FnOnce(Arc<dyn Store>, View) -> Fut,
         Fut: Future<Output = Result<View, Error>>,
     {
-        let store = Arc::clone(&self.inner);
+        let store = Arc::clone(&self.store);
         if let Err(e) = self.state.publish(move |v| change(store, v)).await {
             tracing::error!(error = %e, "could not publish a change to the in-memory state: rebuilding it");
-            if let Err(e) = self.state.reload(self.inner.as_ref()).await {
-                tracing::error!(error = %e, "could not rebuild the in-memory state");
+            if let Err(e) = self.state.reload(self.store.as_ref()).await {
+                tracing::error!(error = %e, "could not rebuild the in-memory state: refusing requests until it is");
+                self.state.mark_stale();
             }
         }
     }
 
-    async fn key(&self, name: &KeyName) {
-        let name = name.clone();
+    async fn key(&self, name: KeyName) {
         self.publish(|s, mut v| async move {
             super::refresh_key(s.as_ref(), &mut v, &name).await?;
             Ok(v)
@@ -54,8 +82,7 @@ impl PublishingStore {
         .await;
     }
 
-    async fn principal(&self, object_id: &str) {
-        let id = object_id.to_string();
+    async fn principal(&self, id: String) {
         self.publish(|s, mut v| async move {
             super::refresh_principal(s.as_ref(), &mut v, &id).await?;
             Ok(v)
@@ -73,10 +100,17 @@ impl PublishingStore {
         .await;
     }
 
-    async fn assignments(&self, assignee: &str) {
-        let id = assignee.to_string();
+    async fn assignments(&self, id: String) {
         self.publish(|s, mut v| async move {
             super::refresh_assignments(s.as_ref(), &mut v, &id).await?;
+            Ok(v)
+        })
+        .await;
+    }
+
+    async fn custom_role(&self, id: String) {
+        self.publish(|s, mut v| async move {
+            super::refresh_custom_role(s.as_ref(), &mut v, &id).await?;
             Ok(v)
         })
         .await;
@@ -139,41 +173,64 @@ impl Store for PublishingStore {
         self.inner.meta(name).await
     }
     async fn put_meta(&self, name: &str, value: &str, now: i64) -> Result<(), Error> {
-        self.inner.put_meta(name, value, now).await?;
-        if name == crate::network::META_KEY {
-            let acls = serde_json::from_str(value)
-                .map_err(|e| Error::Corrupt(format!("network ACLs: {e}")))
-                .and_then(crate::network::NetworkAcls::parse)?;
-            let acls = Arc::new(acls);
-            self.state.publish_with(|v| v.network = acls).await;
-        } else if name == super::RESTORE_LEASE {
-            let until = value.parse().unwrap_or(0);
-            self.state.publish_with(|v| v.restore_lease_until = until).await;
-        }
-        Ok(())
+        let (name, value) = (name.to_string(), value.to_string());
+        self.write(move |c| {
+            Box::pin(async move {
+                c.store.put_meta(&name, &value, now).await?;
+                if name == crate::network::META_KEY {
+                    let acls = serde_json::from_str(&value)
+                        .map_err(|e| Error::Corrupt(format!("network ACLs: {e}")))
+                        .and_then(crate::network::NetworkAcls::parse)?;
+                    let acls = Arc::new(acls);
+                    c.state.publish_with(|v| v.network = acls).await;
+                } else if name == super::RESTORE_LEASE {
+                    let until = value.parse().unwrap_or(0);
+                    c.state.publish_with(|v| v.restore_lease_until = until).await;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
     async fn key_counts(&self) -> Result<Vec<(String, i64)>, Error> {
         self.inner.key_counts().await
     }
     async fn enable_purge_protection(&self) -> Result<(), Error> {
-        self.inner.enable_purge_protection().await?;
-        self.state.publish_with(|v| v.purge_protection = true).await;
-        Ok(())
+        self.write(|c| {
+            Box::pin(async move {
+                c.store.enable_purge_protection().await?;
+                c.state.publish_with(|v| v.purge_protection = true).await;
+                Ok(())
+            })
+        })
+        .await
     }
     async fn dump_keys(&self) -> Result<Vec<KeyDump>, Error> {
         self.inner.dump_keys().await
     }
     async fn restore_full(&self, state: &RestoreSet) -> Result<(), Error> {
-        let r = self.inner.restore_full(state).await;
-        // Rebuilt even on failure: the transaction rolled back, and the rebuild proves the view matches the store.
-        self.publish(|s, v| async move { super::rebuild(s.as_ref(), v).await })
-            .await;
-        r
+        let set = state.clone();
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.restore_full(&set).await;
+                // Rebuilt even on failure: the transaction rolled back, and the rebuild proves the view matches.
+                c.publish(|s, v| async move { super::rebuild(s.as_ref(), v).await })
+                    .await;
+                r
+            })
+        })
+        .await
     }
     async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error> {
-        let name = self.inner.insert_versions(versions, mode).await?;
-        self.key(&name).await;
-        Ok(name)
+        let versions = versions.to_vec();
+        self.write(move |c| {
+            Box::pin(async move {
+                let name = c.store.insert_versions(&versions, mode).await?;
+                c.key(name.clone()).await;
+                Ok(name)
+            })
+        })
+        .await
     }
     async fn key_version(
         &self,
@@ -197,14 +254,26 @@ impl Store for PublishingStore {
         self.inner.list_versions(name, after, limit).await
     }
     async fn update_version(&self, record: &KeyVersionRecord) -> Result<(), Error> {
-        self.inner.update_version(record).await?;
-        self.key(&record.name).await;
-        Ok(())
+        let record = record.clone();
+        self.write(|c| {
+            Box::pin(async move {
+                c.store.update_version(&record).await?;
+                c.key(record.name).await;
+                Ok(())
+            })
+        })
+        .await
     }
     async fn soft_delete(&self, name: &KeyName, deletion: Deletion) -> Result<Option<KeyVersionRecord>, Error> {
-        let r = self.inner.soft_delete(name, deletion).await?;
-        self.key(name).await;
-        Ok(r)
+        let name = name.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = c.store.soft_delete(&name, deletion).await?;
+                c.key(name).await;
+                Ok(r)
+            })
+        })
+        .await
     }
     async fn deleted_key(&self, name: &KeyName) -> Result<Option<DeletedKey>, Error> {
         self.inner.deleted_key(name).await
@@ -213,23 +282,41 @@ impl Store for PublishingStore {
         self.inner.list_deleted(after, limit).await
     }
     async fn recover(&self, name: &KeyName) -> Result<Option<KeyVersionRecord>, Error> {
-        let r = self.inner.recover(name).await?;
-        self.key(name).await;
-        Ok(r)
+        let name = name.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = c.store.recover(&name).await?;
+                c.key(name).await;
+                Ok(r)
+            })
+        })
+        .await
     }
     async fn purge(&self, name: &KeyName) -> Result<bool, Error> {
-        let r = self.inner.purge(name).await?;
-        self.key(name).await;
-        Ok(r)
+        let name = name.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = c.store.purge(&name).await?;
+                c.key(name).await;
+                Ok(r)
+            })
+        })
+        .await
     }
 
     async fn principal_by_client_id(&self, client_id: &str) -> Result<Option<PrincipalRecord>, Error> {
         self.inner.principal_by_client_id(client_id).await
     }
     async fn add_certificate(&self, object_id: &str, der: &[u8]) -> Result<bool, Error> {
-        let r = self.inner.add_certificate(object_id, der).await?;
-        self.principal(object_id).await;
-        Ok(r)
+        let (id, der) = (object_id.to_string(), der.to_vec());
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.add_certificate(&id, &der).await?;
+                c.principal(id).await;
+                Ok(r)
+            })
+        })
+        .await
     }
     async fn principal(&self, object_id: &str) -> Result<Option<PrincipalRecord>, Error> {
         self.inner.principal(object_id).await
@@ -241,37 +328,66 @@ impl Store for PublishingStore {
         self.inner.list_principals().await
     }
     async fn create_principal(&self, principal: &PrincipalRecord) -> Result<(), Error> {
-        self.inner.create_principal(principal).await?;
-        self.principal(&principal.object_id).await;
-        Ok(())
+        let principal = principal.clone();
+        self.write(|c| {
+            Box::pin(async move {
+                c.store.create_principal(&principal).await?;
+                c.principal(principal.object_id).await;
+                Ok(())
+            })
+        })
+        .await
     }
     async fn delete_principal(&self, object_id: &str) -> Result<bool, Error> {
-        let r = self.inner.delete_principal(object_id).await?;
         let id = object_id.to_string();
-        self.publish(|s, mut v| async move {
-            super::refresh_principal(s.as_ref(), &mut v, &id).await?;
-            super::refresh_memberships(s.as_ref(), &mut v, &id).await?;
-            super::refresh_assignments(s.as_ref(), &mut v, &id).await?;
-            Ok(v)
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.delete_principal(&id).await?;
+                c.publish(|s, mut v| async move {
+                    super::refresh_principal(s.as_ref(), &mut v, &id).await?;
+                    super::refresh_memberships(s.as_ref(), &mut v, &id).await?;
+                    super::refresh_assignments(s.as_ref(), &mut v, &id).await?;
+                    Ok(v)
+                })
+                .await;
+                Ok(r)
+            })
         })
-        .await;
-        Ok(r)
+        .await
     }
     async fn add_secret(&self, object_id: &str, secret: &ClientSecretRecord) -> Result<bool, Error> {
-        let r = self.inner.add_secret(object_id, secret).await?;
-        self.principal(object_id).await;
-        Ok(r)
+        let (id, secret) = (object_id.to_string(), secret.clone());
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.add_secret(&id, &secret).await?;
+                c.principal(id).await;
+                Ok(r)
+            })
+        })
+        .await
     }
     async fn delete_secret(&self, object_id: &str, secret_id: &str) -> Result<bool, Error> {
-        let r = self.inner.delete_secret(object_id, secret_id).await?;
-        self.principal(object_id).await;
-        Ok(r)
+        let (id, sid) = (object_id.to_string(), secret_id.to_string());
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.delete_secret(&id, &sid).await?;
+                c.principal(id).await;
+                Ok(r)
+            })
+        })
+        .await
     }
 
     async fn create_group(&self, group: &GroupRecord) -> Result<(), Error> {
-        self.inner.create_group(group).await?;
-        self.memberships(group.members.clone()).await;
-        Ok(())
+        let group = group.clone();
+        self.write(|c| {
+            Box::pin(async move {
+                c.store.create_group(&group).await?;
+                c.memberships(group.members).await;
+                Ok(())
+            })
+        })
+        .await
     }
     async fn group(&self, object_id: &str) -> Result<Option<GroupRecord>, Error> {
         self.inner.group(object_id).await
@@ -280,33 +396,57 @@ impl Store for PublishingStore {
         self.inner.list_groups().await
     }
     async fn delete_group(&self, object_id: &str) -> Result<bool, Error> {
-        let members = self
-            .inner
-            .group(object_id)
-            .await?
-            .map(|g| g.members)
-            .unwrap_or_default();
-        let r = self.inner.delete_group(object_id).await?;
         let id = object_id.to_string();
-        self.publish(|s, mut v| async move {
-            for m in members.iter().chain(std::iter::once(&id)) {
-                super::refresh_memberships(s.as_ref(), &mut v, m).await?;
-            }
-            super::refresh_assignments(s.as_ref(), &mut v, &id).await?;
-            Ok(v)
+        self.write(|c| {
+            Box::pin(async move {
+                let before = c.store.group(&id).await?.map(|g| g.members).unwrap_or_default();
+                let r = c.store.delete_group(&id).await?;
+                c.publish(|s, mut v| async move {
+                    // The members read before the delete, and any the view holds (a member added between that
+                    // read and the delete was published under this lock before us).
+                    let mut members = before;
+                    members.extend(
+                        v.groups_of
+                            .iter()
+                            .filter(|(_, gs)| gs.iter().any(|g| g == &id))
+                            .map(|(m, _)| m.clone()),
+                    );
+                    members.push(id.clone());
+                    members.sort();
+                    members.dedup();
+                    for m in &members {
+                        super::refresh_memberships(s.as_ref(), &mut v, m).await?;
+                    }
+                    super::refresh_assignments(s.as_ref(), &mut v, &id).await?;
+                    Ok(v)
+                })
+                .await;
+                Ok(r)
+            })
         })
-        .await;
-        Ok(r)
+        .await
     }
     async fn add_group_member(&self, group_id: &str, member_id: &str) -> Result<bool, Error> {
-        let r = self.inner.add_group_member(group_id, member_id).await?;
-        self.memberships(vec![member_id.to_string()]).await;
-        Ok(r)
+        let (g, m) = (group_id.to_string(), member_id.to_string());
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.add_group_member(&g, &m).await?;
+                c.memberships(vec![m]).await;
+                Ok(r)
+            })
+        })
+        .await
     }
     async fn remove_group_member(&self, group_id: &str, member_id: &str) -> Result<bool, Error> {
-        let r = self.inner.remove_group_member(group_id, member_id).await?;
-        self.memberships(vec![member_id.to_string()]).await;
-        Ok(r)
+        let (g, m) = (group_id.to_string(), member_id.to_string());
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.remove_group_member(&g, &m).await?;
+                c.memberships(vec![m]).await;
+                Ok(r)
+            })
+        })
+        .await
     }
     async fn groups_of(&self, member_id: &str) -> Result<Vec<String>, Error> {
         self.inner.groups_of(member_id).await
@@ -319,24 +459,26 @@ impl Store for PublishingStore {
         self.inner.custom_role(id).await
     }
     async fn put_custom_role(&self, role: &RoleDefinition, now: i64, limit: usize) -> Result<(), Error> {
-        self.inner.put_custom_role(role, now, limit).await?;
-        let id = role.id.clone();
-        self.publish(|s, mut v| async move {
-            super::refresh_custom_role(s.as_ref(), &mut v, &id).await?;
-            Ok(v)
+        let role = role.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                c.store.put_custom_role(&role, now, limit).await?;
+                c.custom_role(role.id).await;
+                Ok(())
+            })
         })
-        .await;
-        Ok(())
+        .await
     }
     async fn delete_custom_role(&self, id: &str) -> Result<Option<RoleDefinition>, Error> {
-        let r = self.inner.delete_custom_role(id).await?;
         let id = id.to_string();
-        self.publish(|s, mut v| async move {
-            super::refresh_custom_role(s.as_ref(), &mut v, &id).await?;
-            Ok(v)
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.delete_custom_role(&id).await?;
+                c.custom_role(id).await;
+                Ok(r)
+            })
         })
-        .await;
-        Ok(r)
+        .await
     }
     async fn role_assignments(&self, principal_ids: Option<&[String]>) -> Result<Vec<RoleAssignment>, Error> {
         self.inner.role_assignments(principal_ids).await
@@ -345,25 +487,43 @@ impl Store for PublishingStore {
         self.inner.role_assignment(name).await
     }
     async fn create_role_assignment(&self, assignment: &RoleAssignment, custom_role: bool) -> Result<(), Error> {
-        self.inner.create_role_assignment(assignment, custom_role).await?;
-        self.assignments(&assignment.principal_id).await;
-        Ok(())
+        let a = assignment.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                c.store.create_role_assignment(&a, custom_role).await?;
+                c.assignments(a.principal_id).await;
+                Ok(())
+            })
+        })
+        .await
     }
     async fn delete_role_assignment(&self, name: &str) -> Result<Option<RoleAssignment>, Error> {
-        let r = self.inner.delete_role_assignment(name).await?;
-        if let Some(a) = &r {
-            self.assignments(&a.principal_id).await;
-        }
-        Ok(r)
+        let name = name.to_string();
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.delete_role_assignment(&name).await?;
+                if let Some(a) = &r {
+                    c.assignments(a.principal_id.clone()).await;
+                }
+                Ok(r)
+            })
+        })
+        .await
     }
     // `last_used` is bookkeeping for access review, not a decision input: nothing to publish.
     async fn touch_role_assignment(&self, name: &str, now: i64) -> Result<(), Error> {
         self.inner.touch_role_assignment(name, now).await
     }
     async fn set_principal_networks(&self, object_id: &str, networks: &[Network]) -> Result<bool, Error> {
-        let r = self.inner.set_principal_networks(object_id, networks).await?;
-        self.principal(object_id).await;
-        Ok(r)
+        let (id, networks) = (object_id.to_string(), networks.to_vec());
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.set_principal_networks(&id, &networks).await?;
+                c.principal(id).await;
+                Ok(r)
+            })
+        })
+        .await
     }
 
     async fn create_eligible(&self, eligible: &EligibleAssignment) -> Result<(), Error> {
@@ -379,9 +539,15 @@ impl Store for PublishingStore {
         self.inner.delete_eligible(name).await
     }
     async fn activate(&self, activation: &Activation, assignment: &RoleAssignment) -> Result<(), Error> {
-        self.inner.activate(activation, assignment).await?;
-        self.assignments(&assignment.principal_id).await;
-        Ok(())
+        let (act, a) = (activation.clone(), assignment.clone());
+        self.write(|c| {
+            Box::pin(async move {
+                c.store.activate(&act, &a).await?;
+                c.assignments(a.principal_id).await;
+                Ok(())
+            })
+        })
+        .await
     }
     async fn activations(&self) -> Result<Vec<Activation>, Error> {
         self.inner.activations().await

@@ -175,8 +175,10 @@ pub(crate) struct RequestInfo<'a> {
 pub(crate) enum Charged {
     /// The authenticated principal's.
     Principal,
-    /// The client address's (no valid token, or the token service).
+    /// The client address's for requests without a valid token (or before an unknown token is verified).
     Address,
+    /// The client address's for the token service.
+    TokenClient,
 }
 
 impl<'a> RequestInfo<'a> {
@@ -199,6 +201,7 @@ impl<'a> RequestInfo<'a> {
         match self.charged? {
             Charged::Principal => self.principal.as_ref().map(|p| Who::Principal(&p.object_id)),
             Charged::Address => self.client_ip.map(Who::Address),
+            Charged::TokenClient => self.client_ip.map(Who::TokenClient),
         }
     }
 }
@@ -258,7 +261,10 @@ async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
     let mut resp = finish_headers(resp, request_id, correlation, started);
     // The generation of the in-memory state the decision used (a write: the one it published), as in the audit
     // record: a client can tell that a request saw its earlier write.
-    if let Some(g) = record.properties.state_generation {
+    // Only for authorized requests: a denied caller learns nothing about the instance's write rate.
+    if record.properties.is_rbac_authorized == Some(true)
+        && let Some(g) = record.properties.state_generation
+    {
         resp.headers_mut()
             .insert("x-coffer-state-generation", HeaderValue::from(g));
     }
@@ -352,11 +358,12 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
     if !address_ok {
         return firewall_refusal(client_ip);
     }
-    let address = Who::Address(client_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    let client = client_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let operation = info.operation;
     if let Operation::Token(op) = operation {
-        info.charged = Some(Charged::Address);
-        if let Some(r) = admit(app, address, 1) {
+        // The token service has a pool of its own: requests with bad tokens cannot keep clients from getting one.
+        info.charged = Some(Charged::TokenClient);
+        if let Some(r) = admit(app, Who::TokenClient(client), 1) {
             return r;
         }
         let body = match read_body(app, &parts.headers, body).await {
@@ -371,10 +378,29 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
             Err(e) => e.into_response(),
         };
     }
-    let Some(mut principal) = authenticate(app, &parts.headers).await else {
+    let bearer = bearer_token(&parts.headers);
+    // A token that is not in the verified-token cache costs a signature check (for an external issuer perhaps a
+    // key fetch): the client address pays for it first, from its budget for requests without a valid token, so
+    // that a flood of forged tokens is throttled per address before any is verified. A cached token pays nothing.
+    let mut paid = false;
+    if let Some(token) = bearer
+        && !app.hsm.is_token_cached(token)
+    {
+        info.charged = Some(Charged::Address);
+        if let Some(r) = admit(app, Who::Address(client), 1) {
+            return r;
+        }
+        paid = true;
+        app.metrics.token_verification();
+    }
+    let authenticated = match bearer {
+        Some(token) => app.hsm.authenticate(token).await.ok(),
+        None => None,
+    };
+    let Some(mut principal) = authenticated else {
         info.unauthenticated = true;
         info.charged = Some(Charged::Address);
-        if let Some(r) = admit(app, address, 1) {
+        if !paid && let Some(r) = admit(app, Who::Address(client), 1) {
             return r;
         }
         return challenge(app);
@@ -409,6 +435,12 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
     let body = match read_body(app, &parts.headers, body).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
+    };
+    // One of the principal's concurrency slots, for the handler's work (not for the audit write after it, which
+    // group commit batches across requests): a principal with more requests than slots waits for its own.
+    let _slot = match &app.principal_slots {
+        Some(slots) => Some(slots.acquire(&principal.object_id).await),
+        None => None,
     };
     let ctx = Ctx {
         app,
@@ -476,13 +508,11 @@ async fn route(ctx: &Ctx<'_>, op: Operation<'_>) -> Result<Response, ApiError> {
     }
 }
 
-async fn authenticate(app: &AppState, headers: &HeaderMap) -> Option<Principal> {
+/// The bearer token of the `Authorization` header.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    app.hsm.authenticate(token.trim()).await.ok()
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// 401 with the Key Vault challenge.

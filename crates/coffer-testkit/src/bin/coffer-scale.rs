@@ -43,6 +43,21 @@ struct Args {
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// The instance's metrics listener (`https://127.0.0.1:PORT/metrics`): store queries made during each signing
+    /// measurement are printed.
+    #[arg(long)]
+    metrics_url: Option<String>,
+}
+
+/// Sum of `coffer_store_queries_total` over all methods.
+async fn store_queries(api: &Api, url: Option<&str>) -> Option<f64> {
+    let text = api.client.get(url?).send().await.ok()?.text().await.ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("coffer_store_queries_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
 }
 
 const V: &str = "api-version=2025-07-01";
@@ -253,8 +268,16 @@ async fn main() -> anyhow::Result<()> {
     let root = api.assign(&admin, "", &p_oid).await?;
     let small: Vec<String> = (0..10).map(|i| format!("small{i}")).collect();
     let _ = sign_load(&api, &p_token, small.clone(), 2, args.concurrency).await; // warm the key cache
+    let q0 = store_queries(&api, args.metrics_url.as_deref()).await;
     let (a, a_p99) = sign_load(&api, &p_token, small, args.seconds, args.concurrency).await;
+    let q1 = store_queries(&api, args.metrics_url.as_deref()).await;
     println!("small: 10 keys, 1 assignment: sign ES256 {a:.0} req/s, p99 {a_p99:.2} ms");
+    if let (Some(q0), Some(q1)) = (q0, q1) {
+        println!(
+            "  store queries during the measurement (incl. one metrics scrape): {}",
+            q1 - q0
+        );
+    }
 
     // Growth: keys, timed per batch.
     let batch = 1_000.min(args.keys);
@@ -308,7 +331,15 @@ async fn main() -> anyhow::Result<()> {
     );
     let names: Vec<String> = (0..spread).map(|i| format!("k{i}")).collect();
     let _ = sign_load(&api, &p_token, names.clone(), 2, args.concurrency).await;
+    let q0 = store_queries(&api, args.metrics_url.as_deref()).await;
     let (b, b_p99) = sign_load(&api, &p_token, names, args.seconds, args.concurrency).await;
+    let q1 = store_queries(&api, args.metrics_url.as_deref()).await;
+    if let (Some(q0), Some(q1)) = (q0, q1) {
+        println!(
+            "  store queries during the measurement (incl. one metrics scrape): {}",
+            q1 - q0
+        );
+    }
     println!(
         "large: {keys} keys, {total} per-key assignments, P spread over {spread} keys: sign ES256 {b:.0} req/s, p99 {b_p99:.2} ms"
     );
