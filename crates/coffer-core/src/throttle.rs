@@ -64,8 +64,9 @@ pub struct ThrottleLimits {
 impl ThrottleLimits {
     /// Signed-in traffic: 10,000,000 units per 10 s (1,000,000 cheap operations or 5,000 key creations a second,
     /// far above what one machine serves, so the default never refuses a client below the machine's capacity),
-    /// for the instance and for each principal; fairness at saturation comes from the per-principal concurrency
-    /// slots. Requests without a valid token: 20,000 per 10 s overall and 2,000 per client address.
+    /// for the instance and for each principal (the server's per-principal concurrency slots bound what one
+    /// principal keeps in progress; docs/NETWORK.md says what they do for CPU fairness). Requests without a
+    /// valid token: 20,000 per 10 s overall and 2,000 per client address.
     /// The token service: the same, separately (a client fetches a token about once an hour; the limits keep a
     /// flood from taking the machine).
     pub const DEFAULT: Self = Self {
