@@ -390,6 +390,34 @@ impl TestServer {
         self.token_for_via(&self.client).await
     }
 
+    /// Starts a long-running job (full backup or restore: 202 with `Azure-AsyncOperation`) as the bootstrap
+    /// principal and polls its status URL until it leaves `InProgress` (at most 20 s); the final status body.
+    pub async fn run_job(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let token = self.token().await?;
+        let resp = self
+            .client
+            .request(method, format!("{}{path}", self.url()))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status().as_u16() == 202, "{path}: {}", resp.status());
+        let url = resp.headers()["azure-asyncoperation"].to_str()?.to_string();
+        for _ in 0..400 {
+            let st: serde_json::Value = self.client.get(&url).bearer_auth(&token).send().await?.json().await?;
+            if st["status"] != "InProgress" {
+                return Ok(st);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("job {path} did not finish within 20 s")
+    }
+
     /// Sends an authenticated JSON request and returns (status, JSON body or Null).
     pub async fn call(
         &self,

@@ -816,38 +816,6 @@ async fn a_key_restored_from_its_backup_is_served_at_once() {
     s.stop().await.unwrap();
 }
 
-/// Starts a job and polls its Azure-AsyncOperation URL to the end; the final status body.
-async fn run_job(s: &TestServer, method: Method, path: &str, body: Value) -> Value {
-    let token = s.token().await.unwrap();
-    let resp = s
-        .client
-        .request(method, format!("{}{path}", s.url()))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 202, "{path}");
-    let url = resp.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
-    for _ in 0..400 {
-        let st: Value = s
-            .client
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if st["status"] != "InProgress" {
-            return st;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job did not finish within 20 s");
-}
-
 #[tokio::test]
 async fn a_full_restore_is_seen_by_the_next_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -858,13 +826,14 @@ async fn a_full_restore_is_seen_by_the_next_request() {
     // A principal of the original instance, allowed to sign.
     let (oid, cid, _, secret) = principal(&original, "from-backup").await;
     original.assign(CRYPTO_USER, "/", &oid).await.unwrap();
-    let done = run_job(
-        &original,
-        Method::POST,
-        &format!("/backup?{V}"),
-        json!({"storageResourceUri": container, "token": null}),
-    )
-    .await;
+    let done = original
+        .run_job(
+            Method::POST,
+            &format!("/backup?{V}"),
+            json!({"storageResourceUri": container, "token": null}),
+        )
+        .await
+        .unwrap();
     assert_eq!(done["status"], "Succeeded", "{done}");
     let url = done["azureStorageBlobContainerUri"].as_str().unwrap();
     let folder = url.strip_prefix(&format!("{container}/")).unwrap().to_string();
@@ -885,13 +854,14 @@ async fn a_full_restore_is_seen_by_the_next_request() {
         "the backup's principal is not in this instance yet"
     );
 
-    let done = run_job(
-        &rec,
-        Method::PUT,
-        &format!("/restore?{V}"),
-        json!({"sasTokenParameters": {"storageResourceUri": container, "token": null}, "folderToRestore": folder}),
-    )
-    .await;
+    let done = rec
+        .run_job(
+            Method::PUT,
+            &format!("/restore?{V}"),
+            json!({"sasTokenParameters": {"storageResourceUri": container, "token": null}, "folderToRestore": folder}),
+        )
+        .await
+        .unwrap();
     assert_eq!(done["status"], "Succeeded", "{done}");
     // The same token, the next request: the backup's keys replace the instance's.
     let (st, b) = sign(&rec, &token, "kept").await;

@@ -651,38 +651,6 @@ async fn bad_policy_assignments_are_refused() {
     s.stop().await.unwrap();
 }
 
-/// Starts a backup or restore job and polls it to the end; returns the final status body.
-async fn run_job(s: &TestServer, method: Method, path: &str, body: Value) -> Value {
-    let token = s.token().await.unwrap();
-    let resp = s
-        .client
-        .request(method, format!("{}{path}", s.url()))
-        .bearer_auth(&token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 202, "{path}");
-    let url = resp.headers()["azure-asyncoperation"].to_str().unwrap().to_string();
-    for _ in 0..200 {
-        let st: Value = s
-            .client
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if st["status"] != "InProgress" {
-            return st;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("job did not finish within 10 s");
-}
-
 #[tokio::test]
 async fn policy_assignments_travel_with_a_full_backup() {
     const BACKUP: &str = "7b127d3c-77bd-4e3e-bbe0-dbb8971fa7f8";
@@ -699,13 +667,14 @@ async fn policy_assignments_travel_with_a_full_backup() {
         json!({"minimumRSAKeySize": 4096}),
     )
     .await;
-    let done = run_job(
-        &original,
-        Method::POST,
-        &format!("/backup?{V}"),
-        json!({"storageResourceUri": container, "token": null}),
-    )
-    .await;
+    let done = original
+        .run_job(
+            Method::POST,
+            &format!("/backup?{V}"),
+            json!({"storageResourceUri": container, "token": null}),
+        )
+        .await
+        .unwrap();
     assert_eq!(done["status"], "Succeeded", "{done}");
     let folder_url = done["azureStorageBlobContainerUri"].as_str().unwrap().to_string();
     let folder = folder_url.strip_prefix(&format!("{container}/")).unwrap().to_string();
@@ -715,13 +684,14 @@ async fn policy_assignments_travel_with_a_full_backup() {
         rec.assign(role, "/", &rec.cred("object_id")).await.unwrap();
     }
     assign_policy(&rec, "to-be-replaced", EXPIRATION_SET, "Deny", json!({})).await;
-    let done = run_job(
-        &rec,
-        Method::PUT,
-        &format!("/restore?{V}"),
-        json!({"sasTokenParameters": {"storageResourceUri": container, "token": null}, "folderToRestore": folder}),
-    )
-    .await;
+    let done = rec
+        .run_job(
+            Method::PUT,
+            &format!("/restore?{V}"),
+            json!({"sasTokenParameters": {"storageResourceUri": container, "token": null}, "folderToRestore": folder}),
+        )
+        .await
+        .unwrap();
     assert_eq!(done["status"], "Succeeded", "{done}");
     let (st, list) = rec
         .call(Method::GET, &format!("/coffer/v1/policies?{V}"), None)
