@@ -42,8 +42,13 @@ pub enum SdCommand {
         /// Where to write the security-domain file.
         #[arg(long)]
         out: PathBuf,
+        /// A restore blob made by a quorum of the current officers (`coffer sd restore-blob` for the instance's
+        /// `coffer sd exchange-key`): needed to download the security domain of an active instance again.
+        #[arg(long)]
+        quorum_proof: Option<PathBuf>,
     },
-    /// Save the exchange (transfer) certificate of an instance in recovery mode.
+    /// Save the exchange certificate of an instance: the transfer key of an instance in recovery mode, or, on an
+    /// active instance, the key a quorum proof for a new download is made for.
     ExchangeKey {
         #[arg(long)]
         creds: PathBuf,
@@ -129,6 +134,7 @@ pub async fn run(cmd: SdCommand) -> anyhow::Result<()> {
             certs,
             quorum,
             out,
+            quorum_proof,
         } => {
             let mut jwks = Vec::new();
             for c in &certs {
@@ -136,7 +142,11 @@ pub async fn run(cmd: SdCommand) -> anyhow::Result<()> {
                 jwks.push(certificate_jwk(&pem_der(&pem)?));
             }
             let mut client = Client::new(Credentials::from_file(&creds)?)?;
-            let body = serde_json::json!({ "certificates": jwks, "required": quorum });
+            let mut body = serde_json::json!({ "certificates": jwks, "required": quorum });
+            if let Some(proof) = &quorum_proof {
+                let blob = std::fs::read_to_string(proof).with_context(|| format!("reading {}", proof.display()))?;
+                body["quorumProof"] = serde_json::Value::String(blob.trim().to_string());
+            }
             let r = client
                 .call_ok(
                     reqwest::Method::POST,

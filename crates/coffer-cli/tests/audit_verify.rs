@@ -170,10 +170,20 @@ async fn audit_query_prints_the_records_an_auditor_asks_for() {
     assert_eq!(creates.len(), 3);
     assert!(creates.iter().all(|r| r["operationName"] == "KeyCreate"));
     assert_eq!(run(&["--operation", "KeyCreate", "--limit", "2"]).len(), 2);
-    // The administrator may not read the audit log.
+    // An administrator (the role alone: the bootstrap principal also holds Crypto Auditor) may not read the log.
+    let admin = s.new_principal("admin-only").await.unwrap();
+    s.assign("a290e904-7015-4bba-90c8-60543313cdb4", "/", &admin.object_id)
+        .await
+        .unwrap();
+    let mut admin_creds = s.creds.clone();
+    admin_creds["client_id"] = admin.client_id.clone().into();
+    admin_creds["client_secret"] = admin.secret.clone().into();
+    admin_creds["object_id"] = admin.object_id.clone().into();
+    let admin_file = tmp.path().join("admin.json");
+    std::fs::write(&admin_file, admin_creds.to_string()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_coffer"))
         .args(["audit", "query", "--creds"])
-        .arg(s.data_dir().join("admin-credentials.json"))
+        .arg(&admin_file)
         .output()
         .unwrap();
     assert!(!out.status.success());

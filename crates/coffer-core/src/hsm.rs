@@ -35,6 +35,8 @@ pub struct HsmConfig {
     pub separation_of_duties: crate::rbac::SeparationOfDuties,
     /// `resourceId` of audit records (default: the Azure layout with the instance name).
     pub audit_resource_id: Option<String>,
+    /// Azure's behaviour: a new security-domain download of an active instance needs no quorum proof.
+    pub security_domain_redownload_without_quorum: bool,
 }
 
 /// The Managed HSM service.

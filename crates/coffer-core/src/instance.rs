@@ -170,12 +170,20 @@ pub fn client_secret_hash(secret: &[u8]) -> Vec<u8> {
     coffer_crypto::hash::sha256(secret).to_vec()
 }
 
+/// The roles the bootstrap principal and each configured administrator get at `/` on creation: together they hold
+/// every protected dataAction, so that every role can be handed out.
+pub const INITIAL_ADMINISTRATOR_ROLES: [&str; 3] = [
+    builtin::ADMINISTRATOR,
+    builtin::POLICY_ADMINISTRATOR,
+    builtin::CRYPTO_AUDITOR,
+];
+
 /// Everything a new instance consists of.
 pub struct NewInstance {
     pub record: InstanceRecord,
     pub bootstrap: PrincipalRecord,
-    /// Administrator and Identity Administrator at `/` for the bootstrap principal; Administrator at `/` for
-    /// each configured administrator.
+    /// [`INITIAL_ADMINISTRATOR_ROLES`] and Identity Administrator at `/` for the bootstrap principal;
+    /// [`INITIAL_ADMINISTRATOR_ROLES`] at `/` for each configured administrator.
     pub assignments: Vec<RoleAssignment>,
     pub credentials: BootstrapCredentials,
 }
@@ -264,10 +272,16 @@ pub fn new_instance(seal: &dyn SealProvider, options: &CreateOptions, now: i64) 
         });
         Ok(())
     };
-    assign(&bootstrap.object_id, builtin::ADMINISTRATOR)?;
+    // No role can confer protected rights it does not hold (rbac::escalation), so the first administrators hold
+    // every administrative role from the start: they hand roles out, then give up their own.
+    for role in INITIAL_ADMINISTRATOR_ROLES {
+        assign(&bootstrap.object_id, role)?;
+    }
     assign(&bootstrap.object_id, builtin::IDENTITY_ADMINISTRATOR)?;
     for admin in &options.administrators {
-        assign(admin, builtin::ADMINISTRATOR)?;
+        for role in INITIAL_ADMINISTRATOR_ROLES {
+            assign(admin, role)?;
+        }
     }
     Ok(NewInstance {
         record,

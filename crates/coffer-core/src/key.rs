@@ -214,7 +214,7 @@ pub struct KeyVersionRecord {
 }
 
 /// Soft-deletion facts of a deleted key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Deletion {
     pub deleted_date: i64,
     pub scheduled_purge_date: i64,

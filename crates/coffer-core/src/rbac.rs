@@ -8,6 +8,7 @@
 //! the same block's `notDataActions` ("excluded but not denied": another assignment can still grant it).
 
 pub mod builtin;
+pub mod escalation;
 
 use crate::Error;
 

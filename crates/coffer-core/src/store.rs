@@ -115,9 +115,14 @@ pub struct RestoreSet {
     pub principals: Vec<PrincipalRecord>,
     pub groups: Vec<GroupRecord>,
     pub settings: Vec<(String, String)>,
-    /// Key policy assignments: `Some` replaces them all; `None` (a backup made before policies existed) keeps the
-    /// current ones.
+    /// Key policy assignments the backup holds (`None`: a backup made before policies existed). Added where no
+    /// assignment of that name exists; current ones are kept.
     pub policies: Option<Vec<crate::policy::PolicyAssignment>>,
+    /// Whether principals, groups, memberships and role assignments are restored (those missing are added back).
+    /// When false, identities and role assignments stay exactly as they are.
+    pub identities: bool,
+    /// The deletion given to live keys the backup lacks (created after it): soft-deleted, recoverable.
+    pub deletion_for_missing: Deletion,
 }
 
 /// How a new key version is written.
@@ -127,6 +132,9 @@ pub enum NewVersionMode {
     AddVersion,
     /// Restore from backup: any key of that name (live or deleted) is a conflict.
     RestoreWholeKey,
+    /// Restore from a full backup (selective restore): a live key of that name gets the versions it lacks and keeps
+    /// its own (and its latest); a soft-deleted one is a conflict; an absent one is created.
+    MergeFromBackup,
 }
 
 /// Storage of everything Coffer persists.
@@ -185,6 +193,11 @@ pub trait Store: Send + Sync + 'static {
     /// Full restore, in one transaction: replaces every key (versions, deletion state, rotation policies) and every
     /// custom role with the given ones, upserts the settings, and adds the principals, groups and role assignments
     /// that do not exist yet (existing ones are kept, so the restoring administrator keeps access).
+    ///
+    /// A restore never erases: keys and versions the instance holds are kept (its own deletion state, attributes and
+    /// latest version win), the backup's missing keys and versions are added, live keys the backup lacks are
+    /// soft-deleted with `deletion_for_missing`; custom roles and policy assignments are added where missing;
+    /// identities only when `identities` is set.
     async fn restore_full(&self, state: &RestoreSet) -> Result<(), Error>;
 
     /// Writes new versions of a key (one for create/import; all of them for restore), making the last the latest.

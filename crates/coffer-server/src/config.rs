@@ -44,6 +44,10 @@ pub struct ServeConfig {
     pub separation_of_duties: String,
     /// Create a new instance in recovery mode (waiting for a security-domain upload).
     pub recovery: bool,
+    /// Azure's behaviour: an Administrator alone may download the security domain of an active instance again (to
+    /// new certificates). Off by default: a new download then needs proof from a quorum of the current officers
+    /// (docs/SECURITY-DOMAIN.md). Only here, never through the API; the posture report flags it.
+    pub security_domain_redownload_without_quorum: bool,
     /// How the domain secret is sealed at rest (`[seal]` in coffer.toml).
     pub seal: SealConfig,
     /// Seconds between runs of the background jobs (purge of expired deleted keys, scheduled rotation).
@@ -451,6 +455,7 @@ impl Default for ServeConfig {
             attestation_authorities: Vec::new(),
             separation_of_duties: "warn".into(),
             recovery: false,
+            security_domain_redownload_without_quorum: false,
             seal: SealConfig::default(),
             jobs_interval_secs: 60,
             audit: AuditConfig::default(),

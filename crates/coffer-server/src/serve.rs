@@ -117,6 +117,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         separation_of_duties: coffer_core::rbac::SeparationOfDuties::parse(&config.separation_of_duties)
             .context("separation_of_duties must be off, warn or deny")?,
         audit_resource_id: config.audit.resource_id.clone(),
+        security_domain_redownload_without_quorum: config.security_domain_redownload_without_quorum,
     };
     let create = CreateOptions {
         instance_name: config.instance_name.clone(),

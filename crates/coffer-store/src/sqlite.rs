@@ -363,54 +363,32 @@ impl Store for SqliteStore {
 
     async fn restore_full(&self, set: &RestoreSet) -> Result<(), Error> {
         let mut tx = self.writer.begin().await.map_err(storage)?;
-        for sql in [
-            "DELETE FROM rotation_policies",
-            "DELETE FROM key_versions",
-            "DELETE FROM keys",
-            "DELETE FROM role_definitions",
-        ] {
-            sqlx::query(sql).execute(&mut *tx).await.map_err(storage)?;
-        }
+        let mut in_backup = std::collections::HashSet::new();
         for k in &set.keys {
             let Some(first) = k.versions.first() else { continue };
             let nk = key_of(&first.name);
-            sqlx::query(
-                "INSERT INTO keys (name_key, name, latest_seq, deleted_date, scheduled_purge_date) VALUES ($1, $2, 0, $3, $4)",
-            )
-            .bind(&nk)
-            .bind(first.name.as_str())
-            .bind(k.deletion.map(|d| d.deleted_date))
-            .bind(k.deletion.map(|d| d.scheduled_purge_date))
-            .execute(&mut *tx)
+            in_backup.insert(nk.clone());
+            restore_key(&mut tx, &nk, k).await?;
+        }
+        // Live keys the backup lacks were created after it: soft-deleted, so they stay recoverable (and purge
+        // protection holds), never erased.
+        let live: Vec<String> = sqlx::query_scalar("SELECT name_key FROM keys WHERE deleted_date IS NULL")
+            .fetch_all(&mut *tx)
             .await
             .map_err(storage)?;
-            let mut last = 0i64;
-            for rec in &k.versions {
-                last = insert_version_row(&mut tx, &nk, rec).await?;
-            }
-            sqlx::query("UPDATE keys SET latest_seq = $1 WHERE name_key = $2")
-                .bind(last)
-                .bind(&nk)
+        for nk in live.iter().filter(|nk| !in_backup.contains(*nk)) {
+            sqlx::query("UPDATE keys SET deleted_date = $1, scheduled_purge_date = $2 WHERE name_key = $3")
+                .bind(set.deletion_for_missing.deleted_date)
+                .bind(set.deletion_for_missing.scheduled_purge_date)
+                .bind(nk)
                 .execute(&mut *tx)
                 .await
                 .map_err(storage)?;
-            if let Some((policy, created, updated)) = &k.rotation_policy {
-                sqlx::query(
-                    "INSERT INTO rotation_policies (name_key, policy, created, updated) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&nk)
-                .bind(policy)
-                .bind(created)
-                .bind(updated)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-            }
         }
         for role in &set.custom_roles {
             sqlx::query(
                 "INSERT INTO role_definitions (id, role_name, description, permissions, assignable_scopes, created, \
-                 updated) VALUES ($1, $2, $3, $4, $5, 0, 0)",
+                 updated) VALUES ($1, $2, $3, $4, $5, 0, 0) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&role.id)
             .bind(&role.role_name)
@@ -421,7 +399,8 @@ impl Store for SqliteStore {
             .await
             .map_err(storage)?;
         }
-        for p in &set.principals {
+        let identities: &[PrincipalRecord] = if set.identities { &set.principals } else { &[] };
+        for p in identities {
             if !exists(
                 &mut tx,
                 "SELECT 1 AS one FROM principals WHERE object_id = $1",
@@ -438,7 +417,8 @@ impl Store for SqliteStore {
                 ids::insert_principal(&mut tx, p).await?;
             }
         }
-        for g in &set.groups {
+        let groups: &[GroupRecord] = if set.identities { &set.groups } else { &[] };
+        for g in groups {
             if !exists(
                 &mut tx,
                 "SELECT 1 AS one FROM groups WHERE object_id = $1",
@@ -463,7 +443,8 @@ impl Store for SqliteStore {
                     .map_err(storage)?;
             }
         }
-        for a in &set.assignments {
+        let assignments: &[RoleAssignment] = if set.identities { &set.assignments } else { &[] };
+        for a in assignments {
             if !exists(
                 &mut tx,
                 "SELECT 1 AS one FROM role_assignments WHERE name = $1",
@@ -475,12 +456,16 @@ impl Store for SqliteStore {
             }
         }
         if let Some(policies) = &set.policies {
-            sqlx::query("DELETE FROM policy_assignments")
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
             for a in policies {
-                insert_policy_row(&mut tx, a).await?;
+                if !exists(
+                    &mut tx,
+                    "SELECT 1 AS one FROM policy_assignments WHERE name_key = $1",
+                    &a.name.to_ascii_lowercase(),
+                )
+                .await?
+                {
+                    insert_policy_row(&mut tx, a).await?;
+                }
             }
         }
         for (name, value) in &set.settings {
@@ -566,6 +551,25 @@ impl Store for SqliteStore {
             (Some(row), NewVersionMode::AddVersion) => {
                 let n: String = row.try_get("name").map_err(storage)?;
                 stored_name = KeyName::parse(&n)?;
+            }
+            (Some(row), NewVersionMode::MergeFromBackup) => {
+                // The key keeps its versions and its latest; it gains the backup's versions it lacks.
+                let n: String = row.try_get("name").map_err(storage)?;
+                stored_name = KeyName::parse(&n)?;
+                for rec in versions {
+                    let has: Option<i64> =
+                        sqlx::query_scalar("SELECT seq FROM key_versions WHERE name_key = $1 AND version = $2")
+                            .bind(&name_key)
+                            .bind(rec.version.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(storage)?;
+                    if has.is_none() {
+                        insert_version_row(&mut tx, &name_key, rec).await?;
+                    }
+                }
+                tx.commit().await.map_err(storage)?;
+                return Ok(stored_name);
             }
             (None, _) => {
                 sqlx::query("INSERT INTO keys (name_key, name, latest_seq) VALUES ($1, $2, 0)")
@@ -1431,6 +1435,64 @@ async fn insert_policy_row(conn: &mut sqlx::SqliteConnection, a: &PolicyAssignme
 }
 
 /// Inserts one key version row; returns its sequence number.
+/// Restores one key of a full backup: an absent key is inserted as the backup has it; a present one (live or
+/// deleted) keeps its state, attributes and latest version and only gains the versions it lacks.
+async fn restore_key(conn: &mut sqlx::SqliteConnection, nk: &str, k: &KeyDump) -> Result<(), Error> {
+    let Some(first) = k.versions.first() else {
+        return Ok(());
+    };
+    let present = exists(conn, "SELECT 1 AS one FROM keys WHERE name_key = $1", nk).await?;
+    if present {
+        for rec in &k.versions {
+            let has: Option<i64> =
+                sqlx::query_scalar("SELECT seq FROM key_versions WHERE name_key = $1 AND version = $2")
+                    .bind(nk)
+                    .bind(rec.version.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(storage)?;
+            if has.is_none() {
+                insert_version_row(conn, nk, rec).await?;
+            }
+        }
+    } else {
+        sqlx::query(
+            "INSERT INTO keys (name_key, name, latest_seq, deleted_date, scheduled_purge_date) VALUES ($1, $2, 0, $3, $4)",
+        )
+        .bind(nk)
+        .bind(first.name.as_str())
+        .bind(k.deletion.map(|d| d.deleted_date))
+        .bind(k.deletion.map(|d| d.scheduled_purge_date))
+        .execute(&mut *conn)
+        .await
+        .map_err(storage)?;
+        let mut last = 0i64;
+        for rec in &k.versions {
+            last = insert_version_row(conn, nk, rec).await?;
+        }
+        sqlx::query("UPDATE keys SET latest_seq = $1 WHERE name_key = $2")
+            .bind(last)
+            .bind(nk)
+            .execute(&mut *conn)
+            .await
+            .map_err(storage)?;
+    }
+    if let Some((policy, created, updated)) = &k.rotation_policy {
+        sqlx::query(
+            "INSERT INTO rotation_policies (name_key, policy, created, updated) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name_key) DO NOTHING",
+        )
+        .bind(nk)
+        .bind(policy)
+        .bind(created)
+        .bind(updated)
+        .execute(&mut *conn)
+        .await
+        .map_err(storage)?;
+    }
+    Ok(())
+}
+
 async fn insert_version_row(
     conn: &mut sqlx::SqliteConnection,
     name_key: &str,

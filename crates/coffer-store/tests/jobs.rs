@@ -30,6 +30,7 @@ async fn hsm(
     let store = SqliteStore::open(&dir.join("coffer.db")).await.unwrap();
     let seal = Arc::new(KeySealProvider::new(SecretBytes::new(vec![7u8; 32])).unwrap());
     let config = HsmConfig {
+        security_domain_redownload_without_quorum: false,
         public_url: "https://127.0.0.1:1".into(),
         resource: "https://127.0.0.1:1".into(),
         token_lifetime_secs: 3600,

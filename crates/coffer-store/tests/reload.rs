@@ -30,6 +30,7 @@ async fn open(dir: &std::path::Path, clock: Arc<FixedClock>) -> (Hsm, Option<(St
     let store = SqliteStore::open(&dir.join("coffer.db")).await.unwrap();
     let seal = Arc::new(KeySealProvider::new(SecretBytes::new(vec![7u8; 32])).unwrap());
     let config = HsmConfig {
+        security_domain_redownload_without_quorum: false,
         public_url: URL.into(),
         resource: URL.into(),
         token_lifetime_secs: 3600,

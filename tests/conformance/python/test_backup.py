@@ -461,8 +461,9 @@ def test_full_restore_from_azurite_into_a_recovered_instance(az_backup, recovere
     assert_holds_dataset(recovered, dataset, "after the full restore from Azurite")
 
 
-def test_full_restore_from_directory_replaces_the_state(dir_backup, recovered, dataset):
-    # Something the backup does not know: a full restore brings the instance back to the backup's state.
+def test_full_restore_from_directory_restores_the_state_and_erases_nothing(dir_backup, recovered, dataset):
+    # Something the backup does not know: a full restore brings back the backup's keys, and soft-deletes (never
+    # erases) a key made after the backup, so it stays recoverable.
     kc = recovered.key_client()
     extra = uniq("bk-extra")
     kc.create_ec_key(extra, curve="P-256", hardware_protected=True)
@@ -474,7 +475,8 @@ def test_full_restore_from_directory_replaces_the_state(dir_backup, recovered, d
     client = backup_client(recovered, wire)
     assert finish(client.begin_restore(dir_backup.folder_url)) is None
     live, deleted = snapshot(recovered)
-    assert extra not in live and extra not in deleted, f"a key made after the backup survived the full restore: {extra}"
+    assert extra not in live, f"a key made after the backup is still live after the full restore: {extra}"
+    assert extra in deleted, f"a key made after the backup was erased, not soft-deleted: {extra}"
     assert_holds_dataset(recovered, dataset, "after the full restore from a directory")
 
 

@@ -20,6 +20,7 @@ from coffer_harness import uniq
 
 API = "7.6"
 POLICY_ADMINISTRATOR = "4bd23610-cdcf-4971-bdee-bdc562cc28e4"
+ADMINISTRATOR = "a290e904-7015-4bba-90c8-60543313cdb4"
 EXPIRATION_SET = "1d478a74-21ba-4b9f-9d8f-8e6fced0eec5"
 EXPIRATION_SET_NAME = "[Preview]: Azure Key Vault Managed HSM keys should have an expiration date"
 
@@ -38,14 +39,19 @@ class Coffer:
 
 def policy_administrator(srv) -> Coffer:
     """A new principal holding Managed HSM Policy Administrator at '/', created by the bootstrap principal."""
+    return principal_with_role(srv, POLICY_ADMINISTRATOR, "policy-admin")
+
+
+def principal_with_role(srv, role: str, name: str) -> Coffer:
+    """A new principal holding `role` at '/' (and nothing else), created by the bootstrap principal."""
     boot = Coffer(srv, srv.token())
-    r = boot.request("POST", "/coffer/v1/principals", json={"displayName": uniq("policy-admin")})
+    r = boot.request("POST", "/coffer/v1/principals", json={"displayName": uniq(name)})
     assert r.status_code == 201, r.text
     p = r.json()
     r = boot.request("PUT", f"/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}", json={
         "properties": {"principalId": p["objectId"],
                        "roleDefinitionId": "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/"
-                                           + POLICY_ADMINISTRATOR}})
+                                           + role}})
     assert r.status_code == 201, r.text
     r = requests.post(f"{srv.url}/{srv.tenant}/oauth2/v2.0/token", verify=srv.ca, timeout=30, data={
         "grant_type": "client_credentials", "client_id": p["clientId"], "client_secret": p["clientSecret"],
@@ -66,8 +72,8 @@ def put_policy(admin: Coffer, name: str, effect: str) -> requests.Response:
 
 def test_deny_expiration_policy_refuses_sdk_create_without_expiry_and_audit_reports_it(policy_server):
     srv, kc, admin = policy_server
-    # The HSM administrator (the bootstrap principal) does not manage key policies: Policy Administrator does.
-    r = put_policy(Coffer(srv, srv.token()), "require-expiry", "Deny")
+    # The HSM Administrator role does not manage key policies: Policy Administrator does.
+    r = put_policy(principal_with_role(srv, ADMINISTRATOR, "admin-only"), "require-expiry", "Deny")
     assert r.status_code == 403 and r.json()["error"]["code"] == "Forbidden", r.text
 
     r = admin.request("GET", "/coffer/v1/policy-definitions")

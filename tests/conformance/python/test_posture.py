@@ -18,6 +18,7 @@ from sdtools import describe, raw, run_coffer
 from test_pkcs11_seal import softhsm  # noqa: F401  (fixture)
 
 ADMINISTRATOR = "a290e904-7015-4bba-90c8-60543313cdb4"
+POLICY_ADMINISTRATOR = "4bd23610-cdcf-4971-bdee-bdc562cc28e4"
 ROLE_DEF = "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/"
 
 
@@ -71,8 +72,13 @@ def test_default_dev_instance_fails_what_it_should_and_passes_after_the_remedies
     # The security domain: three officers, quorum 2; the dev wrapping keys leave the machine.
     officers = tmp_path / "officers"
     run_coffer("sd", "keys", "--count", 3, "--out", officers, "--bits", 2048)
+    # (the instance is active: a quorum of the current officers, here the dev keys, proves consent to the download)
+    dev = srv.data_dir / "dev-security-domain"
+    run_coffer("sd", "exchange-key", "--creds", creds, "--out", tmp_path / "exchange.cer")
+    run_coffer("sd", "restore-blob", "--sd-file", dev / "security-domain.json", "--keys", dev / "officer1.pem",
+               dev / "officer2.pem", "--exchange-cert", tmp_path / "exchange.cer", "--out", tmp_path / "proof.json")
     run_coffer("sd", "download", "--creds", creds, "--certs", *[officers / f"officer{i}.cer" for i in (1, 2, 3)],
-               "--quorum", 2, "--out", tmp_path / "sd.json")
+               "--quorum", 2, "--quorum-proof", tmp_path / "proof.json", "--out", tmp_path / "sd.json")
     for pem in (srv.data_dir / "dev-security-domain").glob("*.pem"):
         pem.unlink()
     # Administrators through a group; privileged roles just in time; no conflicting roles.
@@ -86,7 +92,7 @@ def test_default_dev_instance_fails_what_it_should_and_passes_after_the_remedies
     mine = ok(raw(srv, "GET", f"/providers/Microsoft.Authorization/roleAssignments?$filter=principalId eq '{oid}'"))
     for a in mine["value"]:
         role = a["properties"]["roleDefinitionId"].rsplit("/", 1)[-1]
-        if role in (ADMINISTRATOR, CRYPTO_OFFICER, CRYPTO_USER):
+        if role in (ADMINISTRATOR, CRYPTO_OFFICER, CRYPTO_USER, POLICY_ADMINISTRATOR):
             ok(raw(srv, "DELETE", f"/providers/Microsoft.Authorization/roleAssignments/{a['name']}"))
     # The firewall: only this client's address, no public access.
     ok(raw(srv, "PUT", "/coffer/v1/network-acls", json={
@@ -114,7 +120,7 @@ def test_default_dev_instance_fails_what_it_should_and_passes_after_the_remedies
     datagram = collector.recv(65536).decode()
     assert '"category":"AuditEvent"' in datagram, datagram
     p = run_coffer("posture", "--creds", creds)
-    assert "16 passed, 0 failed" in p.stdout, p.stdout
+    assert "17 passed, 0 failed" in p.stdout, p.stdout
 
 
 def test_key_creation_weighs_more_than_reads(make_server, tmp_path):

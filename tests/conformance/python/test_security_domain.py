@@ -306,13 +306,12 @@ def test_recovery_from_a_pair_of_officers(pair, uploader, original, officers, ma
 
 
 def test_upload_to_an_active_instance_is_refused(original, officers, tmp_path):
-    """The original (active since its download): no transfer key, and an upload gets 409 with the Azure error body;
-    its keys are untouched."""
+    """The original (active since its download): an upload gets 409 with the Azure error body; its keys are untouched.
+    (Its "transfer key" is the exchange key for a quorum proof of a new download: docs/SECURITY-DOMAIN.md.)"""
     srv = original.server
     client = sd_client(srv)
-    with pytest.raises(HttpResponseError) as ei:
-        client.get_transfer_key()
-    assert ei.value.status_code == 409, f"transfer key of an active instance: {ei.value.status_code}"
+    tk = json.loads(client.get_transfer_key()["transfer_key"])
+    assert tk["x5c"], tk
 
     blob = tmp_path / "blob.json"
     make_blob(original.sd_file, officers, ["officer1", "officer2"], officers / "stranger1.cer", blob)
@@ -372,15 +371,26 @@ def test_bad_uploads_change_nothing_and_redownload_rewraps_the_same_secret(origi
     err = r.json()["error"]
     assert err["code"] and "security-domain file" in err["message"], describe(r)
 
-    # re-download on the ACTIVE original for a second set of officers, quorum 3 of 3 (SDK)
+    # re-download on the ACTIVE original for a second set of officers, quorum 3 of 3. The Administrator alone (the
+    # unmodified SDK, as `az keyvault security-domain download` would) is refused with a message saying why ...
     info = CertificateInfo(certificates=[officer_jwk(officers / f"rotated{i}.cer") for i in OFFICERS], required=3)
-    poller = sd_client(original.server).begin_download(certificate_info=info)
-    rotated_text = poller.result().value
-    assert str(poller.status()).lower() == "success"
+    with pytest.raises(HttpResponseError) as ei:
+        sd_client(original.server).begin_download(certificate_info=info).result()
+    assert ei.value.status_code == 403 and "quorum" in str(error_body(ei.value)), error_body(ei.value)
+    # ... and accepted with a quorum proof of the current officers, made with the officer tools (`coffer sd`)
+    admin_creds = original.server.data_dir / "admin-credentials.json"
+    proof_exchange = tmp_path / "proof-exchange.cer"
+    run_coffer("sd", "exchange-key", "--creds", admin_creds, "--out", proof_exchange)
+    make_blob(original.sd_file, officers, ["officer1", "officer2"], proof_exchange, tmp_path / "proof.json")
+    rotated_file = tmp_path / "rotated-security-domain.json"
+    run_coffer("sd", "download", "--creds", admin_creds, "--certs", *[officers / f"rotated{i}.cer" for i in OFFICERS],
+               "--quorum", 3, "--quorum-proof", tmp_path / "proof.json", "--out", rotated_file)
+    rotated_text = rotated_file.read_text()
+    # the proof is spent: the same proof again is refused
+    run_coffer("sd", "download", "--creds", admin_creds, "--certs", *[officers / f"rotated{i}.cer" for i in OFFICERS],
+               "--quorum", 3, "--quorum-proof", tmp_path / "proof.json", "--out", tmp_path / "again.json", ok=False)
     rotated = json.loads(rotated_text)
     assert rotated["SharedKeys"]["required"] == 3
-    rotated_file = tmp_path / "rotated-security-domain.json"
-    rotated_file.write_text(rotated_text)
     # independently: the new file opens with all three new officers to the same secrets as the old file
     old = json.loads(original.sd_text)
     old_points = [share_points(decrypt_share(e["enc_key"], officer_private_key(officers / f"officer{i}.pem")))

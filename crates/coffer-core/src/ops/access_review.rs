@@ -56,13 +56,8 @@ impl Hsm {
             .into_iter()
             .map(|p| p.object_id.to_ascii_lowercase())
             .collect();
-        let groups: HashSet<String> = self
-            .store
-            .list_groups()
-            .await?
-            .into_iter()
-            .map(|g| g.object_id.to_ascii_lowercase())
-            .collect();
+        let group_records = self.store.list_groups().await?;
+        let groups: HashSet<String> = group_records.iter().map(|g| g.object_id.to_ascii_lowercase()).collect();
         let role_name = |id: &str| {
             builtin::by_id(id)
                 .map(|d| d.role_name)
@@ -111,7 +106,22 @@ impl Hsm {
                 assignment: a,
             });
         }
-        for (pid, roles) in roles_by_principal {
+        // Roles held through a group count for each member (separation of duties is about people, not groups).
+        let mut effective = roles_by_principal.clone();
+        for g in &group_records {
+            let Some(group_roles) = roles_by_principal.get(&g.object_id.to_ascii_lowercase()) else {
+                continue;
+            };
+            for m in &g.members {
+                let list = effective.entry(m.to_ascii_lowercase()).or_default();
+                for r in group_roles {
+                    if !list.contains(r) {
+                        list.push(r.clone());
+                    }
+                }
+            }
+        }
+        for (pid, roles) in effective {
             let pairs = conflicts(&roles);
             if !pairs.is_empty() {
                 let text = pairs

@@ -28,6 +28,15 @@ use crate::rbac::{DataAction, Network, Permission, RoleAssignment, RoleDefinitio
 use crate::store::{ClientSecretRecord, GroupRecord, KeyDump, NewVersionMode, PrincipalRecord, RestoreSet};
 use crate::{Error, Hsm, Principal};
 
+/// What a full restore brings back besides keys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// Coffer extension (`restoreIdentities` in the request body): also add back the principals, credentials,
+    /// groups, memberships and role assignments of the backup that the instance no longer has. Without it they are
+    /// left as they are (an instance holding only its bootstrap principal gets them anyway).
+    pub identities: bool,
+}
+
 /// Status of a job, as `*/pending` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobStatus {
@@ -513,12 +522,14 @@ impl Hsm {
         })
     }
 
-    /// PUT /restore (or /prerestore with `check_only`): starts a full restore from `location`.
+    /// PUT /restore (or /prerestore with `check_only`): starts a full restore from `location`. A restore never
+    /// erases a key or version, and brings identities back only when `options` asks (see [`RestoreOptions`]).
     pub async fn start_restore(
         self: &Arc<Self>,
         caller: &Principal,
         location: BackupLocation,
         check_only: bool,
+        options: RestoreOptions,
     ) -> Result<JobStatus, Error> {
         self.authorize(caller, DataAction::RestoreStart, &Scope::Root).await?;
         let storage = self.storage()?;
@@ -542,7 +553,7 @@ impl Hsm {
         let id = job.job_id.clone();
         tokio::spawn(async move {
             let result = if check_only {
-                hsm.run_restore(storage.as_ref(), &location, true).await
+                hsm.run_restore(storage.as_ref(), &location, true, options).await
             } else {
                 // The lease (in the store, so every node honours it) is renewed while the restore runs; a node
                 // that dies mid-restore stops renewing it and the instance is released when it runs out.
@@ -555,7 +566,7 @@ impl Hsm {
                     }
                 };
                 let r = tokio::select! {
-                    r = hsm.run_restore(storage.as_ref(), &location, false) => r,
+                    r = hsm.run_restore(storage.as_ref(), &location, false, options) => r,
                     () = renew => Ok(()),
                 };
                 if let Err(e) = hsm.set_restore_lease(false).await {
@@ -584,6 +595,7 @@ impl Hsm {
         storage: &dyn crate::backup_storage::BackupStorage,
         location: &BackupLocation,
         check_only: bool,
+        options: RestoreOptions,
     ) -> Result<(), Error> {
         let state = self.read_state(storage, location).await?;
         let mut set = RestoreSet::default();
@@ -620,17 +632,38 @@ impl Hsm {
             .collect();
         set.settings = state.settings;
         set.policies = state.policies.map(load_policies).transpose()?;
+        // Identities come back only when asked, or into an instance that holds nothing but its bootstrap principal
+        // (an instance created in recovery mode): otherwise a restore would undo deletions and revocations made after the backup.
+        let created_in_recovery = self.instance.exchange_cert.is_some();
+        let fresh = created_in_recovery
+            && self
+                .store
+                .list_principals()
+                .await?
+                .iter()
+                .all(|p| p.object_id == self.instance.bootstrap_object_id)
+            && self.store.list_groups().await?.is_empty();
+        set.identities = options.identities || fresh;
+        let now = self.clock.now();
+        set.deletion_for_missing = Deletion {
+            deleted_date: now,
+            scheduled_purge_date: now + self.retention_days() * 86_400,
+        };
         self.store.restore_full(&set).await?;
         self.cache.clear();
         if set.settings.iter().any(|(n, v)| n == "PurgeProtection" && v == "true") {
             self.store.enable_purge_protection().await?;
         }
-        tracing::warn!(folder = %location.folder, keys = set.keys.len(), "full restore applied");
+        tracing::warn!(
+            folder = %location.folder, keys = set.keys.len(), identities = set.identities,
+            "full restore applied (nothing erased: keys the backup lacks are soft-deleted)"
+        );
         Ok(())
     }
 
-    /// PUT /keys/{name}/restore: starts a job restoring one key (all its versions) from a full backup. A live or
-    /// soft-deleted key of that name is a conflict.
+    /// PUT /keys/{name}/restore: starts a job restoring one key (all its versions) from a full backup. A live key
+    /// of that name gains the backup's versions it lacks and keeps its own (its latest stays); a soft-deleted one is
+    /// a conflict (recover it first).
     pub async fn start_selective_restore(
         self: &Arc<Self>,
         caller: &Principal,
@@ -657,7 +690,7 @@ impl Hsm {
                     })?;
                 let dump = hsm.load_dump_key(k)?;
                 hsm.store
-                    .insert_versions(&dump.versions, NewVersionMode::RestoreWholeKey)
+                    .insert_versions(&dump.versions, NewVersionMode::MergeFromBackup)
                     .await?;
                 hsm.cache.invalidate(name.as_str());
                 tracing::info!(key = %name, "key restored from a full backup");

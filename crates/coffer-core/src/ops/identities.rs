@@ -4,7 +4,7 @@
 use coffer_crypto::SecretBytes;
 
 use crate::instance::{client_secret_hash, new_client_secret, new_uuid};
-use crate::rbac::{DataAction, Scope};
+use crate::rbac::{DataAction, Scope, escalation};
 use crate::store::{ClientSecretRecord, GroupRecord, PrincipalRecord};
 use crate::{Error, Hsm, Principal};
 
@@ -39,6 +39,14 @@ fn check_display_name(name: &str) -> Result<String, Error> {
 }
 
 impl Hsm {
+    /// A credential lets whoever holds it act as the principal: the caller must hold every protected right the
+    /// principal holds (itself or through its groups).
+    fn check_may_act_as(&self, caller: &Principal, object_id: &str, what: &str) -> Result<(), Error> {
+        let view = self.view();
+        let conferred = escalation::held_by(&view, &escalation::with_groups(&view, object_id), self.clock.now());
+        self.check_no_escalation(caller, &conferred, what)
+    }
+
     /// Creates a service principal with a client secret.
     pub async fn create_principal(&self, caller: &Principal, display_name: &str) -> Result<NewPrincipal, Error> {
         self.authorize(caller, DataAction::IdentitiesWrite, &Scope::Root)
@@ -102,6 +110,7 @@ impl Hsm {
     pub async fn add_client_secret(&self, caller: &Principal, object_id: &str) -> Result<(String, SecretBytes), Error> {
         self.authorize(caller, DataAction::IdentitiesWrite, &Scope::Root)
             .await?;
+        self.check_may_act_as(caller, object_id, "add a credential to this principal")?;
         let secret = new_client_secret()?;
         let rec = ClientSecretRecord {
             id: new_uuid()?,
@@ -146,6 +155,7 @@ impl Hsm {
             .ok_or_else(|| Error::BadParameter("no certificate in PEM".into()))?;
         coffer_crypto::x509::check_client_certificate(&der)
             .map_err(|e| Error::BadParameter(format!("certificate not usable as a credential: {e}")))?;
+        self.check_may_act_as(caller, object_id, "add a credential to this principal")?;
         if !self.store.add_certificate(object_id, &der).await? {
             return Err(principal_not_found(object_id));
         }
@@ -199,6 +209,11 @@ impl Hsm {
         if self.store.principal(member_id).await?.is_none() {
             return Err(principal_not_found(member_id));
         }
+        let now = self.clock.now();
+        let view = self.view();
+        let conferred = escalation::held_by(&view, &[group_id.to_string()], now);
+        self.check_no_escalation(caller, &conferred, "add a member to this group")?;
+        self.separation_of_duties_for_membership(group_id, member_id, now)?;
         if !self.store.add_group_member(group_id, member_id).await? {
             return Err(group_not_found(group_id));
         }

@@ -18,6 +18,7 @@ pub mod release;
 pub mod role_assignments;
 pub mod role_definitions;
 pub mod rotation;
+pub mod sd_custody;
 pub mod security_domain;
 pub mod settings;
 pub mod update;

@@ -208,6 +208,15 @@ impl Hsm {
             json!({"state": format!("{:?}", self.state()), "lastDownload": holders, "devKeysInDataDirectory": facts.dev_keys_on_disk}),
             "Download the security domain to your officers' certificates (coffer sd download --certs … --quorum 2 or more), store the officers' keys offline, and delete <data-dir>/dev-security-domain.",
         );
+        let redownload = self.config.security_domain_redownload_without_quorum;
+        add(
+            "security-domain-custody",
+            "A new security-domain download of the active HSM needs a quorum of its officers",
+            "High",
+            !redownload,
+            json!({"redownloadWithoutQuorum": redownload}),
+            "Remove security_domain_redownload_without_quorum from coffer.toml (or set it to false) and restart: an Administrator alone can then no longer download the security domain to certificates of its own.",
+        );
 
         let mut without_expiry = 0usize;
         let mut examples = Vec::new();

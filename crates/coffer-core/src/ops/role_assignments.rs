@@ -1,6 +1,8 @@
 //! Role assignments at `/`, `/keys` and `/keys/{name}`. Writing or deleting one needs the roleAssignments
 //! dataActions at that scope; the role definition must exist.
+use crate::rbac::escalation;
 use crate::rbac::{DataAction, Network, RoleAssignment, Scope, SeparationOfDuties, builtin, role_definition_guid};
+use crate::state::View;
 use crate::{Error, Hsm, Principal};
 
 use super::role_definitions::check_guid;
@@ -92,6 +94,10 @@ impl Hsm {
         }
         let role = role_definition_guid(role_definition_id);
         let custom = self.check_assignable(&role, role_definition_id, scope).await?;
+        if let Some(def) = escalation::role_in(&self.view(), &role) {
+            let conferred = escalation::conferred_by_role(&def, scope, options.expires);
+            self.check_no_escalation(caller, &conferred, "assign this role")?;
+        }
         let warnings = self.separation_of_duties(principal_id, &role, now).await?;
         let assignment = RoleAssignment {
             name,
@@ -137,38 +143,52 @@ impl Hsm {
         Ok(true)
     }
 
-    /// Applies the separation-of-duties policy to giving `role` to `principal_id`.
+    /// Applies the separation-of-duties policy to giving `role` to `principal_id` (a principal, or a group: then
+    /// to each of its members). Roles held through groups count.
     pub(crate) async fn separation_of_duties(
         &self,
         principal_id: &str,
         role: &str,
         now: i64,
     ) -> Result<Vec<String>, Error> {
-        if self.config.separation_of_duties == SeparationOfDuties::Off {
-            return Ok(Vec::new());
+        let view = self.view();
+        let mut holders = vec![escalation::with_groups(&view, principal_id)];
+        for member in members_of(&view, principal_id) {
+            holders.push(escalation::with_groups(&view, &member));
         }
-        let ids = [principal_id.to_string()];
-        let mut roles: Vec<String> = self
-            .store
-            .role_assignments(Some(&ids))
-            .await?
-            .into_iter()
-            .filter(|a| a.expires.is_none_or(|e| now < e))
-            .map(|a| a.role_definition_id)
-            .collect();
-        roles.push(role.to_string());
-        let name = |g: &str| builtin::by_id(g).map_or_else(|| g.to_string(), |d| d.role_name);
-        let found: Vec<String> = crate::rbac::conflicts(&roles)
-            .into_iter()
-            .filter(|(a, b)| a.eq_ignore_ascii_case(role) || b.eq_ignore_ascii_case(role))
-            .map(|(a, b)| format!("separation of duties: '{}' together with '{}'", name(a), name(b)))
-            .collect();
-        if found.is_empty() {
-            return Ok(found);
+        let added = [role.to_string()];
+        let mut found = Vec::new();
+        for ids in holders {
+            for c in sod_conflicts(&roles_held(&view, &ids, now), &added) {
+                if !found.contains(&c) {
+                    found.push(c);
+                }
+            }
+        }
+        self.apply_sod_policy(principal_id, found)
+    }
+
+    /// Applies the separation-of-duties policy to adding `member` to `group` (the group's roles join the member's).
+    pub(crate) fn separation_of_duties_for_membership(
+        &self,
+        group: &str,
+        member: &str,
+        now: i64,
+    ) -> Result<Vec<String>, Error> {
+        let view = self.view();
+        let held = roles_held(&view, &escalation::with_groups(&view, member), now);
+        let added = roles_held(&view, &[group.to_string()], now);
+        let found = sod_conflicts(&held, &added);
+        self.apply_sod_policy(member, found)
+    }
+
+    fn apply_sod_policy(&self, principal_id: &str, found: Vec<String>) -> Result<Vec<String>, Error> {
+        if found.is_empty() || self.config.separation_of_duties == SeparationOfDuties::Off {
+            return Ok(Vec::new());
         }
         if self.config.separation_of_duties == SeparationOfDuties::Deny {
             return Err(Error::BadParameter(format!(
-                "The assignment would break separation of duties for principal {principal_id}: {}",
+                "The change would break separation of duties for principal {principal_id}: {}",
                 found.join("; ")
             )));
         }
@@ -199,5 +219,57 @@ impl Hsm {
             .ok_or_else(not_found)?;
         tracing::info!(assignment = %deleted.name, "role assignment deleted");
         Ok(deleted)
+    }
+}
+
+/// The role GUIDs (lowercase) the assignees `ids` hold through assignments active at `now`, at any scope.
+fn roles_held(view: &View, ids: &[String], now: i64) -> Vec<String> {
+    let mut roles: Vec<String> = ids
+        .iter()
+        .flat_map(|id| view.all_assignments_of(id))
+        .filter(|a| a.expires.is_none_or(|e| now < e))
+        .map(|a| a.role_definition_id.to_ascii_lowercase())
+        .collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+/// The principals that are members of `group` (nothing when it is not a group).
+fn members_of(view: &View, group: &str) -> Vec<String> {
+    view.groups_of
+        .iter()
+        .filter(|(_, groups)| groups.iter().any(|g| g.eq_ignore_ascii_case(group)))
+        .map(|(m, _)| m.clone())
+        .collect()
+}
+
+/// The separation-of-duties conflicts that `added` roles bring to `held` ones (each pair named once).
+fn sod_conflicts(held: &[String], added: &[String]) -> Vec<String> {
+    let mut all: Vec<String> = held.to_vec();
+    all.extend(added.iter().cloned());
+    let is_added = |r: &str| added.iter().any(|a| a.eq_ignore_ascii_case(r));
+    let name = |g: &str| builtin::get(g).map_or_else(|| g.to_string(), |d| d.role_name.clone());
+    crate::rbac::conflicts(&all)
+        .into_iter()
+        .filter(|(a, b)| is_added(a) || is_added(b))
+        .map(|(a, b)| format!("separation of duties: '{}' together with '{}'", name(a), name(b)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_count_only_pairs_the_added_roles_complete() {
+        let held = vec![builtin::ADMINISTRATOR.to_string(), builtin::CRYPTO_USER.to_string()];
+        assert!(sod_conflicts(&held, &[builtin::CRYPTO_AUDITOR.to_string()]).is_empty());
+        let c = sod_conflicts(
+            &[builtin::CRYPTO_USER.to_string()],
+            &[builtin::CRYPTO_OFFICER.to_string()],
+        );
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].contains("Crypto Officer") && c[0].contains("Crypto User"), "{c:?}");
     }
 }

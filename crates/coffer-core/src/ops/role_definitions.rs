@@ -138,6 +138,14 @@ impl Hsm {
             permissions: req.permissions,
             assignable_scopes,
         };
+        // Whoever holds the role gets what it grants at its assignable scopes: the writer must hold all of it.
+        let conferred: Vec<_> = def
+            .assignable_scopes
+            .iter()
+            .filter_map(|s| Scope::parse(s).ok())
+            .flat_map(|s| crate::rbac::escalation::conferred_by_role(&def, &s, None))
+            .collect();
+        self.check_no_escalation(caller, &conferred, "write this role definition")?;
         self.store
             .put_custom_role(&def, self.clock.now(), MAX_CUSTOM_ROLES)
             .await?;

@@ -1,5 +1,5 @@
-//! The security domain. Download activates a provisioned instance (and can be repeated to re-wrap the same domain
-//! secret for new officers); upload installs the domain secret of another instance into one created in recovery
+//! The security domain. Download activates a provisioned instance (and can be repeated, with a quorum proof of the
+//! current officers, to re-wrap the same domain secret for new officers: `sd_custody`); upload installs the domain secret of another instance into one created in recovery
 //! mode. The file carries one item, `hsm_backup`: a versioned JSON holding the domain secret. Formats and
 //! cryptography are those of the Azure clients (coffer-crypto::security_domain).
 use std::sync::Arc;
@@ -52,7 +52,7 @@ fn sd_error(e: coffer_crypto::Error) -> Error {
 const SD_HOLDERS: &str = "security_domain_holders";
 
 impl Hsm {
-    fn domain_secret(&self) -> Result<SecretBytes, Error> {
+    pub(crate) fn domain_secret(&self) -> Result<SecretBytes, Error> {
         self.seal.open(
             &domain_secret_aad(&self.instance.instance_id),
             &self.instance_sealed_domain_secret()?,
@@ -79,12 +79,14 @@ impl Hsm {
     }
 
     /// POST /securitydomain/download: the security-domain file for `certificates` (DER) with `quorum`; activates a
-    /// provisioned instance.
+    /// provisioned instance. On an active instance it needs `quorum_proof` (see `sd_custody`), unless coffer.toml
+    /// restores Azure's behaviour.
     pub async fn security_domain_download(
         &self,
         caller: &Principal,
         certificates: &[Vec<u8>],
         quorum: i64,
+        quorum_proof: Option<&str>,
     ) -> Result<String, Error> {
         self.authorize(caller, DataAction::SecurityDomainDownload, &Scope::Root)
             .await?;
@@ -105,6 +107,7 @@ impl Hsm {
         for c in certificates {
             sd::check_wrapping_certificate(c).map_err(sd_error)?;
         }
+        self.check_quorum_proof(quorum_proof).await?;
         let payload = self.payload()?;
         let quorum = u8::try_from(quorum).map_err(|_| Error::BadParameter("invalid quorum".into()))?;
         let file = sd::build_security_domain(&[(TAG, payload.as_slice())], certificates, quorum).map_err(sd_error)?;
@@ -178,10 +181,15 @@ impl Hsm {
         })
     }
 
-    /// GET /securitydomain/upload: the transfer (exchange) key as a JWK, while waiting for an upload.
+    /// GET /securitydomain/upload: the transfer (exchange) key as a JWK, while waiting for an upload; on an active
+    /// instance, the exchange key for the next download's quorum proof.
     pub async fn transfer_key(&self, caller: &Principal) -> Result<serde_json::Value, Error> {
         self.authorize(caller, DataAction::SecurityDomainTransferKeyRead, &Scope::Root)
             .await?;
+        if self.state() == LifecycleState::Active {
+            let key = self.proof_exchange_key().await?;
+            return Ok(sd::transfer_key_jwk(&key.cert_der, &self.config.public_url)?);
+        }
         if self.state() != LifecycleState::Recovery {
             return Err(Error::Conflict(
                 "The HSM is not waiting for a security-domain upload.".into(),
@@ -208,6 +216,24 @@ impl Hsm {
         }
         let exchange = self.exchange_key()?;
         let items = sd::open_restore_blob(blob, &exchange).map_err(sd_error)?;
+        let ds = self.recovered_domain_secret(&items)?;
+        let id = &self.instance.instance_id;
+        let keys = DerivedKeys::derive(&ds)?;
+        let token_key = self.token_key();
+        let sealed_ds = self.seal.seal(&domain_secret_aad(id), ds.expose_secret())?;
+        let sealed_token =
+            coffer_crypto::seal::seal(&keys.token, &token_key_aad(id), token_key.to_pkcs8()?.expose_secret())?;
+        self.store
+            .install_domain_secret(&sealed_ds, &sealed_token, self.clock.now())
+            .await?;
+        self.swap_domain(keys, sealed_ds, token_key);
+        self.set_state(LifecycleState::Active).await;
+        tracing::warn!("security domain uploaded: the HSM holds the recovered domain secret and is activated");
+        Ok(())
+    }
+
+    /// The domain secret carried by the items of an opened restore blob.
+    pub(crate) fn recovered_domain_secret(&self, items: &[(String, SecretBytes)]) -> Result<SecretBytes, Error> {
         let (_, plaintext) = items.iter().find(|(tag, _)| tag == TAG).ok_or_else(|| {
             Error::BadParameter(format!(
                 "The restore blob has no '{TAG}' item: it was not made from a Coffer security domain."
@@ -228,19 +254,8 @@ impl Hsm {
         if ds.len() != 32 {
             return Err(Error::BadParameter("The domain secret must be 32 bytes.".into()));
         }
-        let id = &self.instance.instance_id;
-        let keys = DerivedKeys::derive(&ds)?;
-        let token_key = self.token_key();
-        let sealed_ds = self.seal.seal(&domain_secret_aad(id), ds.expose_secret())?;
-        let sealed_token =
-            coffer_crypto::seal::seal(&keys.token, &token_key_aad(id), token_key.to_pkcs8()?.expose_secret())?;
-        self.store
-            .install_domain_secret(&sealed_ds, &sealed_token, self.clock.now())
-            .await?;
-        self.swap_domain(keys, sealed_ds, token_key);
-        self.set_state(LifecycleState::Active).await;
-        tracing::warn!(source_instance = %payload.instance_id, "security domain uploaded: the HSM holds the recovered domain secret and is activated");
-        Ok(())
+        tracing::info!(source_instance = %payload.instance_id, "restore blob opened");
+        Ok(ds)
     }
 
     fn swap_domain(&self, keys: DerivedKeys, sealed_ds: Vec<u8>, token_key: Arc<TokenSigningKey>) {

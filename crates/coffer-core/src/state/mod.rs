@@ -178,6 +178,13 @@ impl View {
         };
         grants.into_iter().flat_map(|g| g.candidates(scope))
     }
+    /// Every role assignment naming `id`, whatever its scope.
+    pub fn all_assignments_of<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a RoleAssignment> {
+        self.assignments
+            .get(&id.to_ascii_lowercase())
+            .into_iter()
+            .flat_map(|g| g.broad.iter().chain(g.by_key.values().flatten()))
+    }
     /// Groups `member` belongs to.
     pub fn groups_of(&self, member: &str) -> &[String] {
         self.groups_of.get(member).map_or(&[], |v| v.as_slice())

@@ -26,6 +26,9 @@ struct SasParameters {
 struct RestoreRequest {
     sas_token_parameters: SasParameters,
     folder_to_restore: String,
+    /// Coffer extension: also restore the identities the instance no longer has (docs/BACKUP.md).
+    #[serde(default)]
+    restore_identities: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,7 +95,10 @@ pub(super) async fn start_backup(ctx: &Ctx<'_>, check_only: bool) -> Result<Resp
 pub(super) async fn start_restore(ctx: &Ctx<'_>, check_only: bool) -> Result<Response, ApiError> {
     let r: RestoreRequest = ctx.json()?;
     let loc = location(r.sas_token_parameters, r.folder_to_restore)?;
-    let job = hsm(ctx).start_restore(ctx.principal, loc, check_only).await?;
+    let options = coffer_core::ops::full_backup::RestoreOptions {
+        identities: r.restore_identities,
+    };
+    let job = hsm(ctx).start_restore(ctx.principal, loc, check_only, options).await?;
     Ok(accepted(ctx, &job, "restore"))
 }
 

@@ -16,6 +16,10 @@ use crate::error::ApiError;
 struct DownloadRequest {
     certificates: Vec<CertificateJwk>,
     required: Option<i64>,
+    /// Coffer extension: a restore blob made by a quorum of the current officers for the instance's exchange key,
+    /// required to download the security domain of an active instance again (docs/SECURITY-DOMAIN.md).
+    #[serde(default, rename = "quorumProof")]
+    quorum_proof: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +66,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, op: SecurityDomainOp) -> Result<Respon
                 ders.push(der);
             }
             let file = hsm
-                .security_domain_download(p, &ders, req.required.unwrap_or(2))
+                .security_domain_download(p, &ders, req.required.unwrap_or(2), req.quorum_proof.as_deref())
                 .await?;
             Ok(accepted(ctx, &json!({ "value": file }), "download"))
         }

@@ -574,8 +574,12 @@ async fn auditors_query_the_log_and_others_may_not() {
             (st, r.json::<Value>().await.unwrap())
         }
     };
-    // The administrator holds no audit-read dataAction.
-    let (st, body) = q(s.token().await.unwrap(), String::new()).await;
+    // The Administrator role holds no audit-read dataAction (the bootstrap principal also holds Crypto Auditor).
+    let admin = s.new_principal("admin-only").await.unwrap();
+    s.assign("a290e904-7015-4bba-90c8-60543313cdb4", "/", &admin.object_id)
+        .await
+        .unwrap();
+    let (st, body) = q(admin.token.clone(), String::new()).await;
     assert_eq!(st, 403, "{body}");
     assert!(
         body["error"]["message"]

@@ -213,7 +213,16 @@ async fn full_backup_restores_into_a_recovered_instance() {
         .await
         .unwrap();
     assert_eq!(versions["value"].as_array().unwrap().len(), 2);
-    // Selective restore onto a live key fails and changes nothing.
+    // Selective restore onto a live key adds what it lacks and keeps its newer versions and its latest.
+    let (st, rotated) = original
+        .call(
+            Method::POST,
+            &format!("/keys/ec/create?{V}"),
+            Some(json!({"kty":"EC","crv":"P-384"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{rotated}");
     let done = run_job(
         &original,
         Method::PUT,
@@ -221,7 +230,33 @@ async fn full_backup_restores_into_a_recovered_instance() {
         json!({"sasTokenParameters": {"storageResourceUri": container, "token": null}, "folder": folder}),
     )
     .await;
-    assert_eq!(done["status"], "Failed");
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    let (_, versions) = original
+        .call(Method::GET, &format!("/keys/ec/versions?{V}"), None)
+        .await
+        .unwrap();
+    assert_eq!(versions["value"].as_array().unwrap().len(), 3, "{versions}");
+    let (_, latest) = original
+        .call(Method::GET, &format!("/keys/ec/?{V}"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        latest["key"]["kid"], rotated["key"]["kid"],
+        "the newer version stays the latest"
+    );
+    // Onto a soft-deleted key it fails (recover it first) and changes nothing.
+    original
+        .call(Method::DELETE, &format!("/keys/ec?{V}"), None)
+        .await
+        .unwrap();
+    let done = run_job(
+        &original,
+        Method::PUT,
+        &format!("/keys/ec/restore?{V}"),
+        json!({"sasTokenParameters": {"storageResourceUri": container, "token": null}, "folder": folder}),
+    )
+    .await;
+    assert_eq!(done["status"], "Failed", "{done}");
 
     // Another security domain cannot open the backup; a tampered backup fails; nothing changes.
     let stranger = TestServer::builder().start().await.unwrap();

@@ -115,11 +115,22 @@ async fn call_as(s: &TestServer, token: &str, method: Method, path: &str, body: 
 #[tokio::test]
 async fn expiration_policy_deny_audit_disabled_and_compliance() {
     let s = TestServer::builder().start().await.unwrap();
-    // The administrator and crypto roles do not manage policies.
-    let (st, b) = put_policy(
+    // The administrator and crypto roles do not manage policies (the bootstrap principal also holds Policy
+    // Administrator: a principal with those roles alone).
+    let p = s.new_principal("admin-and-crypto").await.unwrap();
+    for role in [
+        "a290e904-7015-4bba-90c8-60543313cdb4",
+        coffer_testkit::CRYPTO_USER,
+        coffer_testkit::CRYPTO_OFFICER,
+    ] {
+        s.assign(role, "/", &p.object_id).await.unwrap();
+    }
+    let (st, b) = call_as(
         &s,
-        "require-exp",
-        json!({"definitionId": EXPIRATION_SET, "effect": "Deny"}),
+        &p.token,
+        Method::PUT,
+        &format!("/coffer/v1/policies/require-exp?{V}"),
+        Some(json!({"definitionId": EXPIRATION_SET, "effect": "Deny"})),
     )
     .await;
     assert_eq!((st, b["error"]["code"].as_str()), (403, Some("Forbidden")), "{b}");
@@ -683,7 +694,7 @@ async fn policy_assignments_travel_with_a_full_backup() {
     for role in [RESTORE, POLICY_ADMINISTRATOR] {
         rec.assign(role, "/", &rec.cred("object_id")).await.unwrap();
     }
-    assign_policy(&rec, "to-be-replaced", EXPIRATION_SET, "Deny", json!({})).await;
+    assign_policy(&rec, "to-be-replaced", EXPIRATION_SET, "Audit", json!({})).await;
     let done = rec
         .run_job(
             Method::PUT,
@@ -699,16 +710,16 @@ async fn policy_assignments_travel_with_a_full_backup() {
         .unwrap();
     assert_eq!(st, 200);
     let list = list["value"].as_array().unwrap();
-    assert_eq!(list.len(), 1, "{list:?}");
-    assert_eq!(
-        (list[0]["name"].as_str(), list[0]["effect"].as_str()),
-        (Some("Min-RSA"), Some("Deny"))
-    );
-    assert_eq!(list[0]["parameters"]["minimumRSAKeySize"], 4096);
+    // The backup's policy is added; the one the instance already had stays (a restore never loosens protection).
+    assert_eq!(list.len(), 2, "{list:?}");
+    let min_rsa = list.iter().find(|p| p["name"] == "Min-RSA").unwrap();
+    assert_eq!(min_rsa["effect"], "Deny");
+    assert_eq!(min_rsa["parameters"]["minimumRSAKeySize"], 4096);
+    assert!(list.iter().any(|p| p["name"] == "to-be-replaced"), "{list:?}");
     let (st, b) = create(&rec, "rsa3k", json!({"kty":"RSA","key_size":3072})).await;
     assert_denied(st, &b, "Min-RSA", None);
     let (st, _) = create(&rec, "ec", json!({"kty":"EC"})).await;
-    assert_eq!(st, 200, "the replaced expiration policy is gone");
+    assert_eq!(st, 200, "the instance's own expiration policy only audits");
     original.stop().await.unwrap();
     rec.stop().await.unwrap();
 }

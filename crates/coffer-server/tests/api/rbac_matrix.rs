@@ -111,7 +111,7 @@ fn operations() -> Vec<(&'static str, Method, String, Option<serde_json::Value>)
                 uuid_for("ra")
             ),
             Some(
-                json!({"properties":{"roleDefinitionId":"Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/2c18b078-7c48-4d3a-af88-5a3a1b3f82b3","principalId":"11111111-1111-1111-1111-111111111111"}}),
+                json!({"properties":{"roleDefinitionId":"Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/21dbd100-6940-42c2-9190-5d6cb909625b","principalId":"11111111-1111-1111-1111-111111111111"}}),
             ),
         ),
         (

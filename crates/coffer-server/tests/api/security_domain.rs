@@ -21,6 +21,50 @@ fn officers(n: usize) -> Vec<RsaCertified> {
         .collect()
 }
 
+/// The exchange certificate (DER) an active instance offers for a quorum proof.
+async fn exchange_cert(s: &TestServer) -> Vec<u8> {
+    let (st, tk) = s
+        .call(Method::GET, &format!("/securitydomain/upload?{V}"), None)
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{tk}");
+    let jwk: serde_json::Value = serde_json::from_str(tk["transfer_key"].as_str().unwrap()).unwrap();
+    STANDARD.decode(jwk["x5c"][0].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn azure_behaviour_is_a_configuration_choice_that_the_posture_report_flags() {
+    let s = TestServer::builder()
+        .configure(|c| c.security_domain_redownload_without_quorum = true)
+        .start()
+        .await
+        .unwrap();
+    let o = officers(3);
+    let (st, b) = s
+        .call(
+            Method::POST,
+            &format!("/securitydomain/download?{V}"),
+            Some(json!({"certificates": o.iter().map(|x| jwk(&x.cert_der)).collect::<Vec<_>>(), "required": 2})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 202, "no proof needed when configured: {b}");
+    let (st, report) = s
+        .call(Method::GET, "/coffer/v1/posture?api-version=7.6", None)
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{report}");
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "security-domain-custody")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "Fail", "{check}");
+    s.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_provisioned_instance_serves_nothing_but_activation_until_downloaded() {
     let s = TestServer::builder().provisioned().start().await.unwrap();
@@ -130,17 +174,79 @@ async fn a_provisioned_instance_serves_nothing_but_activation_until_downloaded()
         .await
         .unwrap();
     assert_eq!(st, 200);
-    // A second download re-wraps the same domain secret for new officers.
+    // A second download re-wraps the same domain secret for new officers, but only with a quorum of the current
+    // officers' consent: an Administrator alone is refused (it could otherwise take the domain to keys of its own).
     let o2 = officers(3);
+    let certs2: Vec<_> = o2.iter().map(|x| jwk(&x.cert_der)).collect();
+    let (st, refused) = s
+        .call(
+            Method::POST,
+            &format!("/securitydomain/download?{V}"),
+            Some(json!({"certificates": certs2, "required": 3})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 403, "{refused}");
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("quorum"),
+        "the refusal says why: {refused}"
+    );
+    // The quorum proof: officers 0 and 1 recover the domain offline and wrap it for the instance's exchange key.
+    let proof_for = |exchange: &[u8], file: &str, who: &[&RsaCertified]| {
+        let ks: Vec<RsaCertified> = who
+            .iter()
+            .map(|o| RsaCertified::from_pem(o.key_pem().expose_secret(), &o.cert_pem()).unwrap())
+            .collect();
+        sd::make_restore_blob(&sd::recover_items(file, &ks).unwrap(), exchange).unwrap()
+    };
+    let exchange = exchange_cert(&s).await;
+    let proof = proof_for(&exchange, text, &[&o[0], &o[1]]);
     let (st, again) = s
         .call(
             Method::POST,
             &format!("/securitydomain/download?{V}"),
-            Some(json!({"certificates": o2.iter().map(|x| jwk(&x.cert_der)).collect::<Vec<_>>(), "required": 3})),
+            Some(json!({"certificates": certs2, "required": 3, "quorumProof": proof})),
         )
         .await
         .unwrap();
-    assert_eq!(st, 202);
+    assert_eq!(st, 202, "{again}");
+    // The same proof again: its exchange key is spent.
+    let (st, b) = s
+        .call(
+            Method::POST,
+            &format!("/securitydomain/download?{V}"),
+            Some(json!({"certificates": certs2, "required": 3, "quorumProof": proof})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 403, "a replayed proof: {b}");
+    assert_ne!(
+        exchange_cert(&s).await,
+        exchange,
+        "a new exchange key for the next proof"
+    );
+    // A proof made from another instance's security domain (here: the dev domain of a stranger) is refused.
+    let stranger = TestServer::builder().start().await.unwrap();
+    let dir = stranger.data_dir().join("dev-security-domain");
+    let sfile = std::fs::read_to_string(dir.join("security-domain.json")).unwrap();
+    let officer = |i: u32| {
+        RsaCertified::from_pem(
+            &std::fs::read(dir.join(format!("officer{i}.pem"))).unwrap(),
+            &std::fs::read_to_string(dir.join(format!("officer{i}.cer"))).unwrap(),
+        )
+        .unwrap()
+    };
+    let foreign = proof_for(&exchange_cert(&s).await, &sfile, &[&officer(1), &officer(2)]);
+    let (st, b) = s
+        .call(
+            Method::POST,
+            &format!("/securitydomain/download?{V}"),
+            Some(json!({"certificates": certs2, "required": 3, "quorumProof": foreign})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 403, "a proof from another security domain: {b}");
+    stranger.stop().await.unwrap();
     let items = sd::recover_items(again["value"].as_str().unwrap(), &o2).unwrap();
     assert_eq!(
         items[0].1.expose_secret(),
