@@ -532,6 +532,19 @@ impl Hsm {
         options: RestoreOptions,
     ) -> Result<JobStatus, Error> {
         self.authorize(caller, DataAction::RestoreStart, &Scope::Root).await?;
+        if options.identities {
+            // Bringing identities back re-grants whatever the backup's principals held, credentials included: only a
+            // caller holding every protected right may (no escalation, rbac::escalation).
+            let all: Vec<_> = crate::rbac::escalation::PROTECTED
+                .iter()
+                .map(|a| crate::rbac::escalation::Conferred {
+                    action: *a,
+                    scope: Scope::Root,
+                    until: None,
+                })
+                .collect();
+            self.check_no_escalation(caller, &all, "restore identities")?;
+        }
         let storage = self.storage()?;
         let job = self.new_job(if check_only {
             JobKind::PreRestore

@@ -111,7 +111,26 @@ async fn a_full_restore_keeps_later_keys_recoverable_and_later_revocations_in_fo
         "its role assignment does not come back: {list}"
     );
 
-    // Asked for explicitly (a Coffer extension of the request body), identities come back.
+    // Only a caller holding every protected right may ask for identities: a Restore operator alone may not.
+    let operator = s.new_principal("restore-operator").await.unwrap();
+    s.assign(RESTORE, "/", &operator.object_id).await.unwrap();
+    let body = json!({"sasTokenParameters": {"storageResourceUri": container, "token": null},
+        "folderToRestore": folder, "restoreIdentities": true});
+    let (st, b) = s
+        .call_as(&operator.token, Method::PUT, &format!("/restore?{V}"), Some(body))
+        .await
+        .unwrap();
+    assert_eq!(st, 403, "a Restore operator bringing back deleted identities: {b}");
+    let (st, _) = call(
+        &s,
+        Method::GET,
+        &format!("/coffer/v1/principals/{}", app.object_id),
+        None,
+    )
+    .await;
+    assert_eq!(st, 404);
+
+    // Asked for explicitly (a Coffer extension of the request body) by the bootstrap principal, identities come back.
     let done = restore(&s, &container, &folder, true).await;
     assert_eq!(done["status"], "Succeeded", "{done}");
     let (st, _) = call(
