@@ -110,6 +110,7 @@ async fn full_backup_restores_into_a_recovered_instance() {
         .await
         .unwrap();
 
+    let app = original.new_principal("app").await.unwrap();
     let done = run_job(
         &original,
         Method::POST,
@@ -140,6 +141,16 @@ async fn full_backup_restores_into_a_recovered_instance() {
     )
     .await;
     assert_eq!(done["status"], "Succeeded", "{done}");
+    // An instance created in recovery mode holding only its bootstrap principal gets the identities too.
+    let (st, _) = rec
+        .call(
+            Method::GET,
+            &format!("/coffer/v1/principals/{}?{V}", app.object_id),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "identities restored into a fresh recovery instance");
     let (_, versions) = rec
         .call(Method::GET, &format!("/keys/ec/versions?{V}"), None)
         .await
