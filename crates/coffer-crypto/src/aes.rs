@@ -197,10 +197,9 @@ fn cbc_algorithm(key: &SecretBytes) -> Result<&'static cipher::Algorithm, Error>
     })
 }
 
+/// The IV of a CBC operation. `aad` is ignored, as the service ignores it for CBC (the Azure SDKs' recorded tests
+/// send the same `aad` with every AES algorithm, and the service answers CBC requests normally).
 fn cbc_iv(params: &CipherParams<'_>) -> Result<FixedLength<BLOCK_LEN>, Error> {
-    if params.aad.is_some() {
-        return Err(Error::InvalidParameter("aad is only valid for GCM"));
-    }
     if params.tag.is_some() {
         return Err(Error::InvalidParameter("a tag is only valid for GCM"));
     }

@@ -284,7 +284,7 @@ pub struct CipherOutput {
 
 /// Inputs of encrypt/decrypt besides the data. GCM encrypt ignores no field: a client `iv` for GCM encrypt is
 /// rejected (`InvalidParameter`), the service generates it. CBC needs a 16-byte `iv`. GCM decrypt needs `iv`
-/// and a 16-byte `tag`. `aad` is only valid for GCM.
+/// and a 16-byte `tag`. `aad` is used by GCM and ignored by CBC (as the service does).
 #[derive(Default, Debug)]
 pub struct CipherParams<'a> {
     pub iv: Option<&'a [u8]>,

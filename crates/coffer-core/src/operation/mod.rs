@@ -630,6 +630,17 @@ fn data_plane<'a>(m: &str, s: &[&'a str]) -> Operation<'a> {
                 (KeyVerb::Release, "POST") => O::KeyRelease { name, version: None },
                 (KeyVerb::Backup, "POST") => O::KeyBackup { name },
                 (KeyVerb::Versions, "GET") => O::KeyListVersions { name },
+                // `/keys/{name}/{op}`: a crypto operation on the latest version, as the service serves it (Vault's
+                // and OpenBao's azurekeyvault seal call `POST /keys/{name}/wrapkey`). Versions are 32 hex digits, so
+                // no version is taken for a verb.
+                (KeyVerb::Version, "POST") => match VersionVerb::of(x) {
+                    Some(VersionVerb::Crypto(verb)) => O::KeyCrypto {
+                        name,
+                        version: "",
+                        verb,
+                    },
+                    _ => not_allowed("GET, PATCH"),
+                },
                 // Otherwise the third segment is a version.
                 (_, "GET") => O::KeyGet { name, version: Some(x) },
                 (_, "PATCH") => O::KeyUpdate { name, version: Some(x) },

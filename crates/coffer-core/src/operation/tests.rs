@@ -47,6 +47,12 @@ fn table() {
         ("POST", "/keys/k1/abc/decrypt", "KeyDecrypt", Some(D::KeysDecrypt), 1),
         ("POST", "/keys/k1/abc/wrapKey", "KeyWrap", Some(D::KeysWrap), 1),
         ("POST", "/keys/k1//unwrapkey", "KeyUnwrap", Some(D::KeysUnwrap), 1),
+        ("POST", "/keys/k1/wrapkey", "KeyWrap", Some(D::KeysWrap), 1),
+        ("POST", "/keys/k1/UnwrapKey", "KeyUnwrap", Some(D::KeysUnwrap), 1),
+        ("POST", "/keys/k1/ENCRYPT", "KeyEncrypt", Some(D::KeysEncrypt), 1),
+        ("POST", "/keys/k1/decrypt", "KeyDecrypt", Some(D::KeysDecrypt), 1),
+        ("POST", "/keys/k1/sign", "KeySign", Some(D::KeysSign), 1),
+        ("POST", "/keys/k1/verify", "KeyVerify", Some(D::KeysVerify), 1),
         ("POST", "/keys/k1/abc/sign", "KeySign", Some(D::KeysSign), 1),
         ("POST", "/keys/k1/abc/verify", "KeyVerify", Some(D::KeysVerify), 1),
         ("GET", "/deletedkeys", "KeyListDeleted", Some(D::KeysDeletedRead), 1),
@@ -448,6 +454,15 @@ fn parameters_and_405() {
             version: "v1",
             verb: CryptoVerb::WrapKey
         }
+    );
+    assert_eq!(
+        parse("POST", "/keys/k1/wrapkey"),
+        Operation::KeyCrypto {
+            name: "k1",
+            version: "",
+            verb: CryptoVerb::WrapKey
+        },
+        "the versionless form is the latest version"
     );
     assert_eq!(
         parse("PUT", "/keys/k1/providers/Microsoft.Authorization/roleAssignments/a"),

@@ -339,3 +339,86 @@ async fn key_ops_enabled_nbf_and_exp_are_enforced() {
     assert_eq!(sign("off").await.0, 200);
     s.stop().await.unwrap();
 }
+
+/// `POST /keys/{name}/{op}` (no version segment, any letter case) is the latest version, as the service serves it:
+/// Vault's and OpenBao's `azurekeyvault` seal calls `POST /keys/{name}/wrapkey?api-version=7.4`.
+#[tokio::test]
+async fn versionless_key_operations_use_the_latest_version() {
+    let s = TestServer::builder().start().await.unwrap();
+    let create = || {
+        s.call(
+            Method::POST,
+            "/keys/seal/create?api-version=7.6",
+            Some(json!({"kty":"RSA"})),
+        )
+    };
+    let (_, first) = create().await.unwrap();
+    let (_, second) = create().await.unwrap();
+    assert_ne!(first["key"]["kid"], second["key"]["kid"]);
+    let (st, wrapped) = s
+        .call(
+            Method::POST,
+            "/keys/seal/wrapkey?api-version=7.4",
+            Some(json!({"alg":"RSA-OAEP-256","value":"AAECAwQFBgcICQoLDA0ODw"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{wrapped}");
+    assert_eq!(wrapped["kid"], second["key"]["kid"], "the latest version wrapped");
+    let (st, unwrapped) = s
+        .call(
+            Method::POST,
+            "/keys/seal/UnwrapKey?api-version=7.4",
+            Some(json!({"alg":"RSA-OAEP-256","value": wrapped["value"]})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{unwrapped}");
+    assert_eq!(unwrapped["value"], "AAECAwQFBgcICQoLDA0ODw");
+    let (st, _) = s
+        .call(Method::GET, "/keys/seal/wrapkey?api-version=7.4", None)
+        .await
+        .unwrap();
+    assert_eq!(st, 404, "GET of a verb is a version lookup, which does not exist");
+    s.stop().await.unwrap();
+}
+
+/// CBC ignores `aad`, as the service does.
+#[tokio::test]
+async fn cbc_encryption_ignores_aad() {
+    let s = TestServer::builder().start().await.unwrap();
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/keys/aes/create?api-version=7.6",
+            Some(json!({"kty":"oct-HSM","key_size":256})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200);
+    let iv = "AAECAwQFBgcICQoLDA0ODw";
+    let mut out = Vec::new();
+    for aad in [None, Some("aGVhZGVy")] {
+        let mut body = json!({"alg":"A256CBCPAD","value":"c2VjcmV0","iv": iv});
+        if let Some(a) = aad {
+            body["aad"] = json!(a);
+        }
+        let (st, r) = s
+            .call(Method::POST, "/keys/aes//encrypt?api-version=7.6", Some(body))
+            .await
+            .unwrap();
+        assert_eq!(st, 200, "{r}");
+        out.push(r["value"].clone());
+    }
+    assert_eq!(out[0], out[1]);
+    let (st, r) = s
+        .call(
+            Method::POST,
+            "/keys/aes//decrypt?api-version=7.6",
+            Some(json!({"alg":"A256CBCPAD","value": out[0],"iv": iv,"aad":"aGVhZGVy"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!((st, r["value"].as_str()), (200, Some("c2VjcmV0")), "{r}");
+    s.stop().await.unwrap();
+}
