@@ -104,8 +104,10 @@ pub enum TokenOp {
     OpenIdConfiguration { adfs: bool },
     /// The token-signing keys (`…/discovery/[v2.0/]keys`).
     Keys,
-    /// The token endpoint (`POST /{tenant}/oauth2/v2.0/token`, `POST /adfs/oauth2/token`).
-    Issue { adfs: bool },
+    /// The token endpoint: `POST /{tenant|adfs}/oauth2/v2.0/token` (`v2`) or `/{tenant|adfs}/oauth2/token` (v1),
+    /// every path the Azure identity libraries build (MSAL uses `/adfs/oauth2/token`; azure.identity.aio and the Azure
+    /// SDK for Rust build `{authority}/adfs/oauth2/v2.0/token`).
+    Issue { adfs: bool, v2: bool },
     /// Anything else under the tenant or `adfs` (404, still no bearer token).
     NotFound,
 }
@@ -502,8 +504,8 @@ fn token(method: &str, adfs: bool, rest: &[&str]) -> TokenOp {
         }
         ("GET", [".well-known", "openid-configuration"]) => TokenOp::OpenIdConfiguration { adfs },
         ("GET", ["discovery", "v2.0", "keys"] | ["discovery", "keys"]) => TokenOp::Keys,
-        ("POST", ["oauth2", "v2.0", "token"]) if !adfs => TokenOp::Issue { adfs: false },
-        ("POST", ["oauth2", "token"]) if adfs => TokenOp::Issue { adfs: true },
+        ("POST", ["oauth2", "v2.0", "token"]) => TokenOp::Issue { adfs, v2: true },
+        ("POST", ["oauth2", "token"]) => TokenOp::Issue { adfs, v2: false },
         _ => TokenOp::NotFound,
     }
 }

@@ -1,6 +1,7 @@
 //! The built-in token service's HTTP surface (the Entra ID v2 subset that azure-identity and @azure/identity
-//! use): OIDC discovery, the token endpoint (client-credentials grant) and the JWKS. Also the AD FS alias
-//! (`/adfs/...`), which lets unmodified code that cannot disable instance discovery authenticate.
+//! use): OIDC discovery, the token endpoint (client-credentials grant; v2.0 and v1 paths, `scope` or v1's
+//! `resource`) and the JWKS. Also the AD FS alias (`/adfs/...`), which lets unmodified code that cannot disable
+//! instance discovery authenticate.
 use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_api::token::{OAuthError, OpenIdConfiguration, TokenResponse};
@@ -16,9 +17,15 @@ pub(super) async fn handle(app: &AppState, op: TokenOp, body: &[u8]) -> Result<R
     match op {
         TokenOp::OpenIdConfiguration { adfs } => Ok(ok_json(&discovery(app, adfs))),
         TokenOp::Keys => Ok(ok_json(&app.hsm.jwks())),
-        TokenOp::Issue { adfs: false } => Ok(token(app, body, &app.hsm.token_endpoint()).await),
-        TokenOp::Issue { adfs: true } => {
-            let seen = format!("{}/adfs/oauth2/token", app.public_url);
+        TokenOp::Issue { adfs, v2 } => {
+            // The endpoint as the client addressed it: a client assertion's `aud` must name it.
+            let first = if adfs {
+                "adfs".to_string()
+            } else {
+                app.hsm.tenant_id().to_string()
+            };
+            let version = if v2 { "/v2.0" } else { "" };
+            let seen = format!("{}/{first}/oauth2{version}/token", app.public_url);
             Ok(token(app, body, &seen).await)
         }
         TokenOp::NotFound => Err(ApiError::not_found_route()),
@@ -66,6 +73,7 @@ fn oauth_error(status: StatusCode, error: &str, description: String) -> Response
 
 async fn token(app: &AppState, body: &[u8], endpoint_seen: &str) -> Response {
     let mut req = TokenRequest::default();
+    let mut resource = None;
     for (k, v) in url::form_urlencoded::parse(body) {
         match k.as_ref() {
             "grant_type" => req.grant_type = Some(v.into_owned()),
@@ -74,8 +82,15 @@ async fn token(app: &AppState, body: &[u8], endpoint_seen: &str) -> Response {
             "client_assertion_type" => req.client_assertion_type = Some(v.into_owned()),
             "client_assertion" => req.client_assertion = Some(v.into_owned()),
             "scope" => req.scope = Some(v.into_owned()),
+            // The v1 endpoint's form of the scope: `resource=<uri>` means `<uri>/.default`.
+            "resource" => resource = Some(v.into_owned()),
             _ => {}
         }
+    }
+    if req.scope.is_none()
+        && let Some(r) = resource
+    {
+        req.scope = Some(format!("{}/.default", r.trim_end_matches('/')));
     }
     match app.hsm.issue_token(req, endpoint_seen).await {
         Ok(t) => ok_json(&TokenResponse {

@@ -180,3 +180,45 @@ async fn a_token_from_another_instance_is_refused() {
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
+
+/// Every token path the Azure identity libraries build, for the tenant and the `adfs` alias, v2.0 and v1 (v1 with
+/// `resource` instead of `scope`): each issues a token the data plane accepts.
+#[tokio::test]
+async fn every_token_path_the_identity_libraries_build_issues_a_usable_token() {
+    let s = TestServer::builder().start().await.unwrap();
+    let tenant = s.cred("tenant_id");
+    for (first, path) in [
+        (tenant.as_str(), "oauth2/v2.0/token"),
+        (tenant.as_str(), "oauth2/token"),
+        ("adfs", "oauth2/token"),
+        ("adfs", "oauth2/v2.0/token"),
+    ] {
+        for (k, v) in [("scope", format!("{}/.default", s.url())), ("resource", s.url())] {
+            let form = [
+                ("grant_type", "client_credentials".to_string()),
+                ("client_id", s.cred("client_id")),
+                ("client_secret", s.cred("client_secret")),
+                (k, v),
+            ];
+            let url = format!("{}/{first}/{path}", s.url());
+            let resp = s.client.post(&url).form(&form).send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{url} with {k}");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            let token = body["access_token"].as_str().unwrap();
+            let (st, b) = s
+                .call_as(token, Method::GET, "/keys?api-version=7.6", None)
+                .await
+                .unwrap();
+            assert_eq!(st, 200, "{url} with {k}: {b}");
+        }
+    }
+    let resp = s
+        .client
+        .post(format!("{}/adfs/oauth2/v3.0/token", s.url()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404, "other paths stay unknown");
+    s.stop().await.unwrap();
+}
