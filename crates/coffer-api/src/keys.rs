@@ -61,6 +61,22 @@ pub struct KeyAttributes {
     pub exportable: Option<bool>,
     #[serde(rename = "hsmPlatform", skip_serializing_if = "Option::is_none")]
     pub hsm_platform: Option<String>,
+    /// Read-only: set by GetKeyAttestation only.
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub attestation: Option<KeyAttestation>,
+}
+
+/// KeyAttestation (base64url blobs; Coffer's format: docs/KEY-ATTESTATION.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyAttestation {
+    #[serde(rename = "certificatePemFile", skip_serializing_if = "Option::is_none")]
+    pub certificate_pem_file: Option<String>,
+    #[serde(rename = "privateKeyAttestation", skip_serializing_if = "Option::is_none")]
+    pub private_key_attestation: Option<String>,
+    #[serde(rename = "publicKeyAttestation", skip_serializing_if = "Option::is_none")]
+    pub public_key_attestation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// POST /keys/{name}/{version}/release.

@@ -131,6 +131,29 @@ enum KeyCommand {
     },
     /// Import a key protected by a key exchange key (BYOK: a `.byok` file from a vendor's tool).
     Import(ImportArgs),
+    /// A key version with its attestation (`az keyvault key get-attestation`).
+    GetAttestation {
+        /// The key's name.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// The key version (default: the latest).
+        #[arg(long, short = 'v')]
+        version: Option<String>,
+        /// Also write the key bundle with its attestation to this file (for `verify-attestation`).
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+    },
+    /// Offline: verify an attestation saved by `get-attestation` (or `az keyvault key get-attestation`). Needs no
+    /// connection.
+    VerifyAttestation {
+        /// The saved key bundle (JSON with `attributes.attestation`).
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+        /// The SHA-256 of the instance's attestation certificate (hex or base64url), obtained once from a trusted
+        /// channel; without it the certificate is only reported, not trusted.
+        #[arg(long)]
+        root_sha256: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -400,6 +423,9 @@ fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// Runs a command.
 pub async fn run(args: KeyArgs) -> anyhow::Result<()> {
+    if let KeyCommand::VerifyAttestation { file, root_sha256 } = &args.cmd {
+        return print_json(&crate::attestation::verify(file, root_sha256.as_deref())?);
+    }
     let mut api = Api::connect(&args.conn)?;
     let value = match args.cmd {
         KeyCommand::Create(a) => {
@@ -501,6 +527,18 @@ pub async fn run(args: KeyArgs) -> anyhow::Result<()> {
             api.send(Method::POST, "/rng", &[], Some(&json!({ "count": count })))
                 .await?
         }
+        KeyCommand::GetAttestation { name, version, file } => {
+            let path = match &version {
+                Some(v) => format!("/keys/{}/{}/attestation", seg(&name), seg(v)),
+                None => format!("/keys/{}/attestation", seg(&name)),
+            };
+            let v = api.send(Method::GET, &path, &[], None).await?;
+            if let Some(f) = &file {
+                write_file(f, serde_json::to_string_pretty(&v)?.as_bytes())?;
+            }
+            v
+        }
+        KeyCommand::VerifyAttestation { .. } => bail!("verify-attestation runs offline"),
         KeyCommand::Import(a) => {
             let byok = std::fs::read(&a.byok_file).with_context(|| format!("reading {}", a.byok_file.display()))?;
             let body = import_body(&a, &byok)?;

@@ -2,6 +2,7 @@
 //! officer tools; `coffer seal migrate` moves the domain secret between seal providers; `coffer key|role|backup` are
 //! the `az keyvault`-style commands for a running instance.
 
+mod attestation;
 mod audit;
 mod backup;
 mod key;

@@ -786,3 +786,90 @@ async fn byok_import_of_an_openssl_key() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("ERROR: (BadParameter)"), "{}", r.stderr);
 }
+
+/// Key attestation end to end: `get-attestation` saves the bundle, `verify-attestation` checks it offline (pinned
+/// certificate, signature, the key it is about) and reports how the key came to be; tampering is detected; an
+/// imported key is never attested as generated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_attestation_verifies_offline_and_tells_generated_from_imported() {
+    let s = TestServer::builder().start().await.unwrap();
+    let creds = admin_creds(&s);
+    let tmp = tempfile::tempdir().unwrap();
+    let (st, _) = s
+        .call(
+            reqwest::Method::POST,
+            "/keys/att/create?api-version=7.6",
+            Some(serde_json::json!({"kty":"EC","crv":"P-256"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .call(
+            reqwest::Method::PUT,
+            "/keys/imp?api-version=7.6",
+            Some(serde_json::json!({"key":{"kty":"oct-HSM","k":"AAECAwQFBgcICQoLDA0ODwABAgMEBQYHCAkKCwwNDg8"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200);
+    let file = tmp.path().join("att.json");
+    let f = file.to_str().unwrap();
+    let bundle = ok(&creds, &["key", "get-attestation", "-n", "att", "-f", f]);
+    assert_eq!(
+        bundle["attributes"]["attestation"]["version"],
+        "coffer-key-attestation/1"
+    );
+    let first = ok(&creds, &["key", "verify-attestation", "-f", f]);
+    assert_eq!(first["origin"], "generated");
+    assert_eq!(first["generatedInHsm"], true);
+    assert_eq!(first["exportable"], false);
+    assert_eq!(first["certificatePinned"], false);
+    let pin = first["certificateSha256"].as_str().unwrap().to_string();
+    let pinned = ok(&creds, &["key", "verify-attestation", "-f", f, "--root-sha256", &pin]);
+    assert_eq!(pinned["certificatePinned"], true);
+    let wrong_pin = coffer(
+        &creds,
+        &["key", "verify-attestation", "-f", f, "--root-sha256", &"0".repeat(64)],
+    );
+    assert_ne!(wrong_pin.code, 0, "another certificate than the pinned one");
+
+    // Tampered: the statement's claims, or the bundle's key, changed.
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let jws = String::from_utf8(b64(&doc["attributes"]["attestation"]["privateKeyAttestation"])).unwrap();
+    let mut parts: Vec<String> = jws.split('.').map(str::to_string).collect();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+    claims["exportable"] = Value::Bool(true);
+    parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
+    doc["attributes"]["attestation"]["privateKeyAttestation"] = Value::String(URL_SAFE_NO_PAD.encode(parts.join(".")));
+    let forged = tmp.path().join("forged.json");
+    std::fs::write(&forged, doc.to_string()).unwrap();
+    let r = coffer(&creds, &["key", "verify-attestation", "-f", forged.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "a changed statement: {}", r.stdout);
+    let mut other: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    other["key"]["x"] = Value::String(URL_SAFE_NO_PAD.encode([7u8; 32]));
+    std::fs::write(&forged, other.to_string()).unwrap();
+    let r = coffer(&creds, &["key", "verify-attestation", "-f", forged.to_str().unwrap()]);
+    assert_ne!(r.code, 0, "the statement about another public key: {}", r.stdout);
+
+    // The imported key, attested by the same certificate.
+    let imp = tmp.path().join("imp.json");
+    ok(
+        &creds,
+        &["key", "get-attestation", "-n", "imp", "-f", imp.to_str().unwrap()],
+    );
+    let v = ok(
+        &creds,
+        &[
+            "key",
+            "verify-attestation",
+            "-f",
+            imp.to_str().unwrap(),
+            "--root-sha256",
+            &pin,
+        ],
+    );
+    assert_eq!(v["origin"], "imported");
+    assert_eq!(v["generatedInHsm"], false);
+    s.stop().await.unwrap();
+}

@@ -211,6 +211,36 @@ pub struct KeyVersionRecord {
     pub release_policy: Option<String>,
     /// AES-256-GCM envelope of the private material, AAD from [`crate::instance::material_aad`].
     pub sealed_material: Vec<u8>,
+    /// How the version came to be (`None`: written before Coffer recorded it).
+    pub origin: Option<KeyOrigin>,
+}
+
+/// How a key version came to be (key attestation reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// Generated inside an instance holding this security domain (create, rotate).
+    Generated,
+    /// Imported in plaintext (`PUT /keys/{name}` with a private JWK).
+    Imported,
+    /// Imported from a `.byok` blob (wrapped for a key exchange key).
+    Byok,
+}
+
+impl KeyOrigin {
+    /// The stored and attested name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Generated => "generated",
+            Self::Imported => "imported",
+            Self::Byok => "byok",
+        }
+    }
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Generated, Self::Imported, Self::Byok]
+            .into_iter()
+            .find(|o| o.name() == s)
+    }
 }
 
 /// Soft-deletion facts of a deleted key.

@@ -668,6 +668,7 @@ mod tests {
             tags: Default::default(),
             release_policy: None,
             sealed_material: vec![],
+            origin: None,
         }
     }
 

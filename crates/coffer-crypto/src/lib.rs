@@ -5,6 +5,7 @@
 //!
 //! Secrets are [`SecretBytes`]: zeroized on drop, no `Debug` output, constant-time comparison.
 
+pub mod attestation;
 pub mod byok;
 pub mod error;
 pub mod hash;

@@ -118,6 +118,7 @@ fn attributes(hsm: &Hsm, rec: &KeyVersionRecord) -> wire::KeyAttributes {
         recovery_level: Some(hsm.recovery_level().to_string()),
         exportable: Some(rec.attributes.exportable),
         hsm_platform: Some("0".into()),
+        attestation: None,
     }
 }
 

@@ -14,6 +14,7 @@ const SQLITE: &[(i64, &str)] = &[
         8,
         include_str!("../migrations/sqlite/0008_assignments_by_principal_nocase.sql"),
     ),
+    (11, include_str!("../migrations/sqlite/0011_key_origin.sql")),
 ];
 
 pub(crate) async fn run_sqlite(pool: &SqlitePool) -> Result<(), sqlx::Error> {

@@ -1,6 +1,6 @@
 //! Row ⇄ domain conversion, shared by the adapters.
 use coffer_core::Error;
-use coffer_core::key::{KeyAttributes, KeyName, KeyOperation, KeyType, KeyVersion, KeyVersionRecord};
+use coffer_core::key::{KeyAttributes, KeyName, KeyOperation, KeyOrigin, KeyType, KeyVersion, KeyVersionRecord};
 use coffer_crypto::keys::{Curve, PublicKey};
 use sqlx::Row;
 
@@ -91,5 +91,9 @@ pub(crate) fn version_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<KeyVersi
         tags,
         release_policy: row.try_get("release_policy").map_err(storage)?,
         sealed_material: row.try_get("sealed_material").map_err(storage)?,
+        origin: row
+            .try_get::<Option<String>, _>("origin")
+            .map_err(storage)?
+            .and_then(|o| KeyOrigin::parse(&o)),
     })
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use coffer_core::Error;
-use coffer_core::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
+use coffer_core::key::{DeletedKey, Deletion, KeyName, KeyOrigin, KeyVersion, KeyVersionRecord};
 use coffer_core::policy::{Effect, PolicyAssignment};
 use coffer_core::rbac::{Activation, EligibleAssignment, Network, RoleAssignment, RoleDefinition};
 use coffer_core::store::{
@@ -22,7 +22,7 @@ use crate::rows::{columns, storage, version_from_row};
 const VERSION_SELECT: &str = "SELECT k.name AS name, k.deleted_date AS deleted_date, \
     k.scheduled_purge_date AS scheduled_purge_date, v.version, v.kty, v.size_bits, v.crv, v.pub_a, v.pub_b, \
     v.key_ops, v.enabled, v.nbf, v.exp, v.created, v.updated, v.exportable, v.tags, v.release_policy, \
-    v.sealed_material FROM key_versions v JOIN keys k ON k.name_key = v.name_key";
+    v.sealed_material, v.origin FROM key_versions v JOIN keys k ON k.name_key = v.name_key";
 
 /// SQLite-backed store.
 #[derive(Debug, Clone)]
@@ -1501,8 +1501,8 @@ async fn insert_version_row(
     let c = columns(rec)?;
     let row = sqlx::query(
         "INSERT INTO key_versions (name_key, version, kty, size_bits, crv, pub_a, pub_b, key_ops, enabled, \
-         nbf, exp, created, updated, exportable, tags, release_policy, sealed_material) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING seq",
+         nbf, exp, created, updated, exportable, tags, release_policy, sealed_material, origin) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING seq",
     )
     .bind(name_key)
     .bind(rec.version.as_str())
@@ -1521,6 +1521,7 @@ async fn insert_version_row(
     .bind(c.tags)
     .bind(&rec.release_policy)
     .bind(&rec.sealed_material)
+    .bind(rec.origin.map(KeyOrigin::name))
     .fetch_one(&mut *conn)
     .await
     .map_err(storage)?;

@@ -31,6 +31,8 @@ pub enum Operation<'a> {
     KeyImport { name: &'a str },
     /// `GET /keys/{name}[/{version}]`.
     KeyGet { name: &'a str, version: Option<&'a str> },
+    /// `GET /keys/{name}[/{version}]/attestation`.
+    KeyAttestation { name: &'a str, version: Option<&'a str> },
     /// `PATCH /keys/{name}[/{version}]`.
     KeyUpdate { name: &'a str, version: Option<&'a str> },
     /// `DELETE /keys/{name}`.
@@ -268,6 +270,7 @@ impl<'a> Operation<'a> {
             O::KeyCreate { .. } => row("KeyCreate", Some(D::KeysCreate), KEY_WRITE_COST, false),
             O::KeyImport { .. } => row("KeyImport", Some(D::KeysImport), KEY_WRITE_COST, false),
             O::KeyGet { .. } => key("KeyGet", D::KeysRead),
+            O::KeyAttestation { .. } => key("KeyGetAttestation", D::KeysRead),
             O::KeyUpdate { .. } => key("KeyUpdate", D::KeysWrite),
             O::KeyDelete { .. } => key("KeyDelete", D::KeysDelete),
             O::KeyListVersions { .. } => key("KeyListVersions", D::KeysRead),
@@ -399,9 +402,10 @@ impl<'a> Operation<'a> {
         };
         match *self {
             O::Token(_) => Target::TokenService,
-            O::KeyGet { name, version } | O::KeyUpdate { name, version } | O::KeyRelease { name, version } => {
-                key(name, version)
-            }
+            O::KeyGet { name, version }
+            | O::KeyAttestation { name, version }
+            | O::KeyUpdate { name, version }
+            | O::KeyRelease { name, version } => key(name, version),
             O::KeyCrypto { name, version, .. } => key(name, Some(version)),
             O::KeyCreate { name }
             | O::KeyImport { name }
@@ -556,13 +560,14 @@ enum KeyVerb {
     Release,
     Backup,
     Versions,
+    Attestation,
     /// Not a verb: a version.
     Version,
 }
 
 impl KeyVerb {
     fn of(s: &str) -> Self {
-        const VERBS: [(&str, KeyVerb); 7] = [
+        const VERBS: [(&str, KeyVerb); 8] = [
             ("rotationpolicy", KeyVerb::RotationPolicy),
             ("rotate", KeyVerb::Rotate),
             ("restore", KeyVerb::Restore),
@@ -570,6 +575,7 @@ impl KeyVerb {
             ("release", KeyVerb::Release),
             ("backup", KeyVerb::Backup),
             ("versions", KeyVerb::Versions),
+            ("attestation", KeyVerb::Attestation),
         ];
         VERBS
             .iter()
@@ -632,6 +638,8 @@ fn data_plane<'a>(m: &str, s: &[&'a str]) -> Operation<'a> {
                 (KeyVerb::Release, "POST") => O::KeyRelease { name, version: None },
                 (KeyVerb::Backup, "POST") => O::KeyBackup { name },
                 (KeyVerb::Versions, "GET") => O::KeyListVersions { name },
+                (KeyVerb::Attestation, "GET") => O::KeyAttestation { name, version: None },
+                (KeyVerb::Attestation, _) => not_allowed("GET"),
                 // `/keys/{name}/{op}`: a crypto operation on the latest version, as the service serves it (Vault's
                 // and OpenBao's azurekeyvault seal call `POST /keys/{name}/wrapkey`). Versions are 32 hex digits, so
                 // no version is taken for a verb.
@@ -653,6 +661,13 @@ fn data_plane<'a>(m: &str, s: &[&'a str]) -> Operation<'a> {
                 _ => not_allowed("GET, PATCH"),
             }
         }
+        ["keys", name, version, x] if x.eq_ignore_ascii_case("attestation") => match m {
+            "GET" => O::KeyAttestation {
+                name,
+                version: Some(version),
+            },
+            _ => not_allowed("GET"),
+        },
         ["keys", name, version, x] => match (VersionVerb::of(x), m) {
             (Some(VersionVerb::Crypto(verb)), "POST") => O::KeyCrypto { name, version, verb },
             (Some(VersionVerb::Release), "POST") => O::KeyRelease {

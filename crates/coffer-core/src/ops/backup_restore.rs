@@ -42,6 +42,9 @@ struct BlobVersion {
     tags: BTreeMap<String, String>,
     release_policy: Option<String>,
     material: String,
+    /// How the version came to be (absent in blobs made before Coffer recorded it).
+    #[serde(default)]
+    origin: Option<String>,
 }
 
 impl Drop for BlobVersion {
@@ -83,6 +86,7 @@ impl Hsm {
                 tags: r.tags.clone(),
                 release_policy: r.release_policy.clone(),
                 material: B64.encode(material.expose_secret()),
+                origin: r.origin.map(|o| o.name().to_string()),
             });
         }
         let blob = Blob {
@@ -144,6 +148,7 @@ impl Hsm {
                 tags: v.tags.clone(),
                 release_policy: v.release_policy.clone(),
                 sealed_material: Vec::new(),
+                origin: v.origin.as_deref().and_then(crate::key::KeyOrigin::parse),
             };
             rec.sealed_material = self.seal_material(&key, &rec)?;
             records.push((rec, key));

@@ -9,7 +9,7 @@ use coffer_crypto::keys::{Curve, KeyFamily, PrivateKey, RsaPrivateComponents};
 
 use super::byok::ByokImport;
 use super::{KeyProperties, check_tags, check_times};
-use crate::key::{KeyAttributes, KeyName, KeyOperation, KeyType, KeyVersion, KeyVersionRecord};
+use crate::key::{KeyAttributes, KeyName, KeyOperation, KeyOrigin, KeyType, KeyVersion, KeyVersionRecord};
 use crate::rbac::{DataAction, Scope};
 use crate::store::NewVersionMode;
 use crate::{Error, Hsm, Principal};
@@ -112,7 +112,8 @@ impl Hsm {
                 (KeyType::Oct(bits), PrivateKey::generate_oct(bits)?)
             }
         };
-        self.store_new_version(name, key_type, key, req.properties).await
+        self.store_new_version(name, key_type, key, req.properties, KeyOrigin::Generated)
+            .await
     }
 
     /// Imports key material as a key (or a new version of it).
@@ -121,6 +122,10 @@ impl Hsm {
         self.authorize(caller, DataAction::KeysImport, &Scope::Key(name.to_string()))
             .await?;
         let rq = Error::from_request_crypto;
+        let origin = match &req.material {
+            ImportMaterial::Byok(_) => KeyOrigin::Byok,
+            _ => KeyOrigin::Imported,
+        };
         let (key_type, key) = match req.material {
             ImportMaterial::Rsa(c) => {
                 let key = PrivateKey::import_rsa(&c).map_err(rq)?;
@@ -142,7 +147,8 @@ impl Hsm {
             }
             ImportMaterial::Byok(b) => self.byok_key(b).await?,
         };
-        self.store_new_version(name, key_type, key, req.properties).await
+        self.store_new_version(name, key_type, key, req.properties, origin)
+            .await
     }
 
     pub(crate) async fn store_new_version(
@@ -151,6 +157,7 @@ impl Hsm {
         key_type: KeyType,
         key: PrivateKey,
         props: KeyProperties,
+        origin: KeyOrigin,
     ) -> Result<KeyVersionRecord, Error> {
         let key_ops = match &props.key_ops {
             Some(ops) => KeyOperation::parse_list(ops, key_type)?,
@@ -185,6 +192,7 @@ impl Hsm {
             tags,
             release_policy: props.release_policy,
             sealed_material: Vec::new(),
+            origin: Some(origin),
         };
         // The request is valid before key policies look at it: a refused release policy must not leave Audit
         // violations in the audit record for a version that is never written.

@@ -109,6 +109,9 @@ struct DumpVersion {
     release_policy: Option<String>,
     /// The private material sealed under the full-backup key (AAD binds name and version).
     material: String,
+    /// How the version came to be (absent in backups made before Coffer recorded it).
+    #[serde(default)]
+    origin: Option<String>,
 }
 
 /// actions, notActions, dataActions, notDataActions.
@@ -381,6 +384,7 @@ impl Hsm {
                     tags: v.tags.clone(),
                     release_policy: v.release_policy.clone(),
                     material: B64.encode(resealed),
+                    origin: v.origin.map(|o| o.name().to_string()),
                 });
             }
             keys.push(DumpKey {
@@ -507,6 +511,7 @@ impl Hsm {
                 tags: v.tags.clone(),
                 release_policy: v.release_policy.clone(),
                 sealed_material: Vec::new(),
+                origin: v.origin.as_deref().and_then(crate::key::KeyOrigin::parse),
             };
             let _ = &v.public;
             rec.sealed_material = self.seal_material(&key, &rec)?;

@@ -1,6 +1,7 @@
 //! The operations, one file per family. Each one authorizes first, then loads, computes, persists.
 
 pub mod access_review;
+pub mod attestation;
 pub mod backup_restore;
 pub mod byok;
 pub mod create_import;

@@ -202,7 +202,8 @@ impl Hsm {
             tags: Some(current.tags.clone()),
             release_policy: current.release_policy.clone(),
         };
-        self.store_new_version(current.name, key_type, key, props).await
+        self.store_new_version(current.name, key_type, key, props, crate::key::KeyOrigin::Generated)
+            .await
     }
 
     /// When the current version of a key is due for rotation under `policy` (None: no Rotate trigger, or a

@@ -43,6 +43,28 @@ pub(super) async fn get(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Res
     Ok(ok_json(&convert::key_bundle(&ctx.app.hsm, &ctx.app.public_url, &rec)))
 }
 
+/// GetKeyAttestation: the key bundle with `attributes.attestation`.
+pub(super) async fn attestation(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let base = &ctx.app.public_url;
+    let (rec, att) = ctx
+        .app
+        .hsm
+        .key_attestation(ctx.principal, name, version, |r| {
+            convert::key_bundle(&ctx.app.hsm, base, r).key.kid.unwrap_or_default()
+        })
+        .await?;
+    let mut bundle = convert::key_bundle(&ctx.app.hsm, base, &rec);
+    bundle.attributes.attestation = Some(wire::KeyAttestation {
+        certificate_pem_file: Some(B64.encode(att.certificate_pem.as_bytes())),
+        private_key_attestation: Some(B64.encode(att.private_key_attestation.as_bytes())),
+        public_key_attestation: att.public_key_attestation.map(|p| B64.encode(p.as_bytes())),
+        version: Some(att.version),
+    });
+    Ok(ok_json(&bundle))
+}
+
 pub(super) async fn update(ctx: &Ctx<'_>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
     let p: wire::KeyUpdateParameters = ctx.json()?;
     let properties = convert::properties(p.key_ops, p.attributes, p.tags, p.release_policy)?;

@@ -463,6 +463,7 @@ async fn route(ctx: &Ctx<'_>, op: Operation<'_>) -> Result<Response, ApiError> {
         O::KeyCreate { name } => keys::create(ctx, name).await,
         O::KeyImport { name } => keys::import(ctx, name).await,
         O::KeyGet { name, version } => keys::get(ctx, name, version).await,
+        O::KeyAttestation { name, version } => keys::attestation(ctx, name, version).await,
         O::KeyUpdate { name, version } => keys::update(ctx, name, version).await,
         O::KeyDelete { name } => keys::delete(ctx, name).await,
         O::KeyListVersions { name } => keys::versions(ctx, name).await,

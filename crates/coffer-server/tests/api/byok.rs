@@ -130,6 +130,24 @@ async fn imports_rsa_ec_and_oct_keys_and_uses_them() {
         };
         assert_eq!((b64d(&bundle["key"]["n"]), b64d(&bundle["key"]["e"])), (n, e));
         let kid = bundle["key"]["kid"].as_str().unwrap().to_string();
+        // Key attestation says how the key came to be: from a .byok blob, not generated here.
+        let (st, att) = s
+            .call(
+                reqwest::Method::GET,
+                &format!("/keys/{name}/attestation?api-version=7.6"),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(st, 200, "{att}");
+        let statement = String::from_utf8(b64d(&att["attributes"]["attestation"]["privateKeyAttestation"])).unwrap();
+        let pem = String::from_utf8(b64d(&att["attributes"]["attestation"]["certificatePemFile"])).unwrap();
+        let cert = coffer_crypto::x509::certificates_from_pem(&pem).unwrap().remove(0);
+        let claims = coffer_crypto::attestation::verify_statement(&statement, &cert).unwrap();
+        assert_eq!(
+            (claims["origin"].as_str(), claims["generatedInHsm"].as_bool()),
+            (Some("byok"), Some(false))
+        );
 
         let dg = digest(32);
         let (st, sig) = op(&s, &kid, "sign", json!({"alg":"PS256","value":B64.encode(&dg)})).await;

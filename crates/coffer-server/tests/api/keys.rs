@@ -422,3 +422,95 @@ async fn cbc_encryption_ignores_aad() {
     assert_eq!((st, r["value"].as_str()), (200, Some("c2VjcmV0")), "{r}");
     s.stop().await.unwrap();
 }
+
+/// GetKeyAttestation at `/keys/{name}/attestation` and `/keys/{name}/{version}/attestation`: the key bundle with
+/// `attributes.attestation`, signed by the instance's attestation key (the same certificate across requests and
+/// restarts, not the token or TLS key); it needs keys/read like GetKey.
+#[tokio::test]
+async fn key_attestation_of_latest_and_older_versions_under_one_certificate() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let mut s = TestServer::builder().start().await.unwrap();
+    let (_, v1) = s
+        .call(
+            Method::POST,
+            "/keys/a/create?api-version=7.6",
+            Some(json!({"kty":"RSA"})),
+        )
+        .await
+        .unwrap();
+    let (_, v2) = s
+        .call(
+            Method::POST,
+            "/keys/a/create?api-version=7.6",
+            Some(json!({"kty":"RSA"})),
+        )
+        .await
+        .unwrap();
+    let text = |v: &serde_json::Value| String::from_utf8(B64.decode(v.as_str().unwrap()).unwrap()).unwrap();
+    let claims = |bundle: &serde_json::Value| {
+        let att = &bundle["attributes"]["attestation"];
+        let cert = coffer_crypto::x509::certificates_from_pem(&text(&att["certificatePemFile"]))
+            .unwrap()
+            .remove(0);
+        (
+            coffer_crypto::attestation::verify_statement(&text(&att["privateKeyAttestation"]), &cert).unwrap(),
+            cert,
+        )
+    };
+    let (st, latest) = s
+        .call(Method::GET, "/keys/a/attestation?api-version=7.6", None)
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{latest}");
+    assert_eq!(latest["key"]["kid"], v2["key"]["kid"]);
+    assert_eq!(
+        latest["attributes"]["attestation"]["version"],
+        "coffer-key-attestation/1"
+    );
+    assert!(latest["attributes"]["attestation"]["publicKeyAttestation"].is_string());
+    let (c2, cert) = claims(&latest);
+    assert_eq!(c2["kid"], v2["key"]["kid"]);
+    assert_eq!(c2["publicKey"]["n"], v2["key"]["n"]);
+    let version1 = v1["key"]["kid"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (st, older) = s
+        .call(
+            Method::GET,
+            &format!("/keys/a/{version1}/attestation?api-version=7.6"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{older}");
+    let (c1, cert1) = claims(&older);
+    assert_eq!(c1["kid"], v1["key"]["kid"]);
+    assert_eq!(cert1, cert, "one attestation certificate");
+    // Not the TLS certificate.
+    let tls = coffer_crypto::x509::certificates_from_pem(&std::fs::read_to_string(s.ca_path()).unwrap()).unwrap();
+    assert!(!tls.contains(&cert));
+    let (st, _) = s
+        .call(Method::POST, "/keys/a/attestation?api-version=7.6", None)
+        .await
+        .unwrap();
+    assert_eq!(st, 405);
+    // keys/read is needed.
+    let nobody = s.new_principal("nobody").await.unwrap();
+    let (st, _) = s
+        .call_as(&nobody.token, Method::GET, "/keys/a/attestation?api-version=7.6", None)
+        .await
+        .unwrap();
+    assert_eq!(st, 403);
+    s.restart().await.unwrap();
+    let (_, again) = s
+        .call(Method::GET, "/keys/a/attestation?api-version=7.6", None)
+        .await
+        .unwrap();
+    assert_eq!(claims(&again).1, cert, "the same certificate after a restart");
+    s.stop().await.unwrap();
+}
