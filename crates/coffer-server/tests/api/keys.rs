@@ -514,3 +514,33 @@ async fn key_attestation_of_latest_and_older_versions_under_one_certificate() {
     assert_eq!(claims(&again).1, cert, "the same certificate after a restart");
     s.stop().await.unwrap();
 }
+
+/// `public_exponent` (a Managed HSM feature): 65537 is accepted (and is what the key has); anything else is
+/// refused with a message naming the reason, since aws-lc-rs generates RSA keys with e = 65537 only.
+#[tokio::test]
+async fn rsa_public_exponent_65537_is_accepted_and_others_explained() {
+    let s = TestServer::builder().start().await.unwrap();
+    let (st, b) = s
+        .call(
+            Method::POST,
+            "/keys/e/create?api-version=7.6",
+            Some(json!({"kty":"RSA-HSM","key_size":2048,"public_exponent":65537})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["key"]["e"], "AQAB");
+    for e in [3, 17] {
+        let (st, b) = s
+            .call(
+                Method::POST,
+                "/keys/e3/create?api-version=7.6",
+                Some(json!({"kty":"RSA-HSM","key_size":2048,"public_exponent":e})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(st, 400, "{b}");
+        assert!(b["error"]["message"].as_str().unwrap().contains("65537"), "{b}");
+    }
+    s.stop().await.unwrap();
+}
