@@ -147,15 +147,18 @@ impl NetworkAcls {
         self.deny_by_default
     }
 
-    /// The client address of a request from `peer` carrying `forwarded_for` (`X-Forwarded-For`).
-    pub fn client_address(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    /// The client address of a request from `peer` carrying the `X-Forwarded-For` header lines `forwarded_for`,
+    /// in the order they arrived. The lines form one list (as RFC 9110 combines repeated fields): a proxy that
+    /// adds a line of its own instead of extending the client's counts the same as one that extends it. Walking
+    /// from the right, trusted proxies are skipped and the first other hop is the client; a hop that does not
+    /// parse (or a line that was not text, passed as an empty string) stops the walk at the last believable hop.
+    pub fn client_address(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
         let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
         if !trusted(peer) {
             return peer;
         }
-        let Some(list) = forwarded_for else { return peer };
         let mut client = peer;
-        for hop in list.split(',').rev() {
+        for hop in forwarded_for.iter().rev().flat_map(|line| line.rsplit(',')) {
             let Some(ip) = parse_hop(hop) else {
                 // Garbage in the header: judge by the last address we could believe.
                 return client;
@@ -306,20 +309,43 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let a = acls("Deny", &["203.0.113.7"], "Enabled", &["127.0.0.5", "10.0.0.0/8"]);
-        assert_eq!(a.client_address(ip("127.0.0.9"), Some("203.0.113.7")), ip("127.0.0.9"));
-        assert_eq!(
-            a.client_address(ip("127.0.0.5"), Some("203.0.113.7")),
-            ip("203.0.113.7")
-        );
+        assert_eq!(a.client_address(ip("127.0.0.9"), &["203.0.113.7"]), ip("127.0.0.9"));
+        assert_eq!(a.client_address(ip("127.0.0.5"), &["203.0.113.7"]), ip("203.0.113.7"));
         // Right-most untrusted hop; a client-supplied left part is not believed.
         assert_eq!(
-            a.client_address(ip("127.0.0.5"), Some("198.51.100.1, 203.0.113.7, 10.1.1.1")),
+            a.client_address(ip("127.0.0.5"), &["198.51.100.1, 203.0.113.7, 10.1.1.1"]),
             ip("203.0.113.7")
         );
-        assert_eq!(a.client_address(ip("127.0.0.5"), None), ip("127.0.0.5"));
+        assert_eq!(a.client_address(ip("127.0.0.5"), &[]), ip("127.0.0.5"));
         assert_eq!(
-            a.client_address(ip("127.0.0.5"), Some("[2001:db8::5]:443")),
+            a.client_address(ip("127.0.0.5"), &["[2001:db8::5]:443"]),
             ip("2001:db8::5")
+        );
+    }
+
+    #[test]
+    fn forwarded_for_lines_are_one_list_in_order() {
+        let a = acls("Deny", &[], "Enabled", &["127.0.0.5", "10.0.0.0/8"]);
+        // A proxy appending a line of its own: its line is the right-most.
+        assert_eq!(
+            a.client_address(ip("127.0.0.5"), &["192.168.1.1", "203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        // Trusted hops are skipped across lines.
+        assert_eq!(
+            a.client_address(ip("127.0.0.5"), &["203.0.113.9", "198.51.100.1, 10.1.1.1", "10.2.2.2"]),
+            ip("198.51.100.1")
+        );
+        // Every hop trusted: the left-most one.
+        assert_eq!(
+            a.client_address(ip("127.0.0.5"), &["10.3.3.3", "10.2.2.2"]),
+            ip("10.3.3.3")
+        );
+        // An unreadable line (passed as "") or garbage stops at the last believable hop.
+        assert_eq!(a.client_address(ip("127.0.0.5"), &["203.0.113.9", ""]), ip("127.0.0.5"));
+        assert_eq!(
+            a.client_address(ip("127.0.0.5"), &["203.0.113.9", "junk, 10.1.1.1"]),
+            ip("10.1.1.1")
         );
     }
 

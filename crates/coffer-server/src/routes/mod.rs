@@ -350,8 +350,14 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     let acls = app.hsm.network_acls();
-    let client_ip =
-        peer.map(|p| acls.client_address(p, parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok())));
+    // Every X-Forwarded-For line, in order (a line that is not visible ASCII counts as garbage: "").
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
+    let client_ip = peer.map(|p| acls.client_address(p, &forwarded));
     info.client_ip = client_ip;
     let address_ok = client_ip.is_some_and(|ip| acls.allows(ip));
     info.address_authorized = Some(address_ok);

@@ -12,6 +12,7 @@ mod byok;
 mod errors;
 mod escalation;
 mod fast_path;
+mod forwarded;
 mod full_backup;
 mod issuers;
 mod keys;
