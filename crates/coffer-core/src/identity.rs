@@ -201,18 +201,31 @@ impl Hsm {
             // verifies it is the credential the token is bound to.
             'found: for aud in [self.token_endpoint(), token_endpoint_seen.to_string()] {
                 for cert in &principal.certificates {
-                    if jwt::verify_client_assertion(assertion, std::slice::from_ref(cert), &aud, client_id, now_u)
-                        .is_ok()
+                    if let Ok(claims) =
+                        jwt::verify_client_assertion(assertion, std::slice::from_ref(cert), &aud, client_id, now_u)
                     {
-                        accepted = Some(crate::state::certificate_credential_id(cert));
+                        accepted = Some((crate::state::certificate_credential_id(cert), claims));
                         break 'found;
                     }
                 }
             }
-            let Some(id) = accepted else {
+            let Some((id, claims)) = accepted else {
                 tracing::info!(client_id, "token refused: client assertion rejected");
                 return Err(Error::InvalidClient("The client assertion is invalid.".into()));
             };
+            // Replay rules: iat and exp, at most 10 minutes, each jti once (remembered in the store).
+            let assertion_id = crate::assertion::check(&claims).map_err(|reason| {
+                tracing::info!(client_id, reason, "token refused: client assertion rejected");
+                Error::InvalidClient("The client assertion is invalid.".into())
+            })?;
+            if !self
+                .store
+                .consume_assertion_jti(client_id, &assertion_id.jti, assertion_id.remember_until, now)
+                .await?
+            {
+                tracing::info!(client_id, "token refused: client assertion replayed (jti already used)");
+                return Err(Error::InvalidClient("The client assertion is invalid.".into()));
+            }
             credential = id;
         } else {
             return Err(invalid_request(

@@ -3,6 +3,7 @@
 //! policy (what the at-rest AAD binds), the token service, and authorization. It does no I/O of its own: storage
 //! and time come in through the [`store::Store`] and [`clock::Clock`] ports, so no route can skip a rule.
 
+pub mod assertion;
 pub mod audit;
 pub mod backup_storage;
 pub mod cache;

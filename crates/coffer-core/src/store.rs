@@ -317,4 +317,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(crate::policy::PolicyAssignment, bool), Error>;
     /// Deletes a key policy assignment. Returns false if it did not exist.
     async fn delete_policy_assignment(&self, name: &str) -> Result<bool, Error>;
+
+    /// Remembers that client `client_id` used the client-assertion id `jti`, until `expires` (Unix seconds), and
+    /// prunes the ids that expired before `now`, in one transaction. Returns false (and changes nothing else) when
+    /// the id is already remembered: a replay.
+    async fn consume_assertion_jti(&self, client_id: &str, jti: &str, expires: i64, now: i64) -> Result<bool, Error>;
 }

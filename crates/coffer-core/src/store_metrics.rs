@@ -97,7 +97,8 @@ store_counters!(
     policy_assignments,
     policy_assignment,
     put_policy_assignment,
-    delete_policy_assignment
+    delete_policy_assignment,
+    consume_assertion_jti
 );
 
 fn count(counter: &AtomicU64) {
@@ -481,6 +482,10 @@ impl Store for CountingStore {
     async fn delete_policy_assignment(&self, name: &str) -> Result<bool, Error> {
         count(&self.counters.delete_policy_assignment);
         self.inner.delete_policy_assignment(name).await
+    }
+    async fn consume_assertion_jti(&self, client_id: &str, jti: &str, expires: i64, now: i64) -> Result<bool, Error> {
+        count(&self.counters.consume_assertion_jti);
+        self.inner.consume_assertion_jti(client_id, jti, expires, now).await
     }
 }
 

@@ -29,7 +29,7 @@ const BEARER_ALGORITHMS: [Algorithm; 8] = [
 ];
 
 /// Clock skew allowed on client assertions (RFC 7523), seconds.
-const CLIENT_ASSERTION_LEEWAY: u64 = 300;
+pub const CLIENT_ASSERTION_LEEWAY: u64 = 300;
 
 /// P-256 coordinate length.
 const P256_COORDINATE_LEN: usize = 32;

@@ -2,6 +2,7 @@
 //! is the embedded default. Queries are runtime `sqlx::query` calls with `$n` placeholders and portable SQL, so a
 //! PostgreSQL adapter can share them; every `Store` method is one transaction.
 
+mod assertions;
 mod identities;
 mod migrate;
 mod rows;

@@ -14,6 +14,7 @@ const SQLITE: &[(i64, &str)] = &[
         8,
         include_str!("../migrations/sqlite/0008_assignments_by_principal_nocase.sql"),
     ),
+    (9, include_str!("../migrations/sqlite/0009_assertion_jti.sql")),
     (11, include_str!("../migrations/sqlite/0011_key_origin.sql")),
 ];
 

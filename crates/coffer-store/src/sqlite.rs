@@ -1400,6 +1400,10 @@ impl Store for SqliteStore {
             .map_err(storage)?;
         Ok(done.rows_affected() > 0)
     }
+
+    async fn consume_assertion_jti(&self, client_id: &str, jti: &str, expires: i64, now: i64) -> Result<bool, Error> {
+        crate::assertions::consume_jti(&self.writer, client_id, jti, expires, now).await
+    }
 }
 
 fn policy_from_row(r: &SqliteRow) -> Result<PolicyAssignment, Error> {

@@ -571,4 +571,8 @@ impl Store for PublishingStore {
     async fn delete_policy_assignment(&self, name: &str) -> Result<bool, Error> {
         self.inner.delete_policy_assignment(name).await
     }
+    // Not part of the view: written straight through.
+    async fn consume_assertion_jti(&self, client_id: &str, jti: &str, expires: i64, now: i64) -> Result<bool, Error> {
+        self.inner.consume_assertion_jti(client_id, jti, expires, now).await
+    }
 }

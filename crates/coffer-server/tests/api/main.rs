@@ -6,6 +6,7 @@
     reason = "test helpers outside #[test] functions may panic"
 )]
 mod access;
+mod assertions;
 mod audit;
 mod auth;
 mod byok;
