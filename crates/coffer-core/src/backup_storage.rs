@@ -1,5 +1,9 @@
 //! The port through which full backups are written and read: a container (Azure Blob Storage container URL with a
-//! SAS token, or a `file://` directory) and a folder inside it. Implemented by the server (I/O).
+//! SAS token, or a `file://` directory) and a folder inside it. Implemented by the server (I/O), which enforces the
+//! configured destinations (`crate::outbound`).
+//!
+//! The SAS token lives only in the memory of the running job: it is not stored, not returned in the job status and
+//! not logged or audited. A job whose node dies is lost with it and must be started again.
 use async_trait::async_trait;
 
 use crate::Error;
@@ -28,6 +32,11 @@ impl std::fmt::Debug for BackupLocation {
 /// Reads and writes backup files (blobs).
 #[async_trait]
 pub trait BackupStorage: Send + Sync {
+    /// Checks a caller's location before a job starts, without any I/O: the URL must be valid and an allowed
+    /// destination (`crate::outbound`). Returns the location to use, with a SAS token given in the URL's query
+    /// moved into `sas_token` and the query removed from `container_uri`, so that only a URL without the secret is
+    /// ever kept, reported or logged.
+    fn prepare(&self, location: BackupLocation) -> Result<BackupLocation, Error>;
     /// Writes `data` as `{container}/{folder}/{name}` (replacing it).
     async fn put(&self, location: &BackupLocation, name: &str, data: Vec<u8>) -> Result<(), Error>;
     /// Reads `{container}/{folder}/{name}`. A missing file is `Error::NotFound { code: "BackupNotFound", .. }`;

@@ -18,6 +18,7 @@ pub mod key;
 pub mod network;
 pub mod operation;
 pub mod ops;
+pub mod outbound;
 pub mod policy;
 pub mod principal;
 pub mod rbac;

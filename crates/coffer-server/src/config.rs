@@ -62,6 +62,43 @@ pub struct ServeConfig {
     pub network: NetworkConfig,
     /// Request throttling (`[throttling]` in coffer.toml).
     pub throttling: ThrottlingConfig,
+    /// Where full backups may be written and read from (`[backup]` in coffer.toml).
+    pub backup: BackupConfig,
+}
+
+/// The destinations full backups and restores may use (`coffer_core::outbound`): the caller names a target, the
+/// configuration decides whether it may be used.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Blob endpoints as URL prefixes: `https://host[:port][/path]`, a leading `*.` in the host standing for one
+    /// DNS label. Default: `https://*.blob.core.windows.net` (every storage account of the Azure public cloud).
+    pub blob_endpoints: Vec<String>,
+    /// Directories `file://` targets must be inside (absolute). Default: none (`file://` refused).
+    pub file_roots: Vec<PathBuf>,
+    /// Private, loopback or link-local networks (CIDR) a blob host may be or resolve to. Default: none.
+    pub private_networks: Vec<String>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            blob_endpoints: coffer_core::outbound::DEFAULT_BLOB_ENDPOINTS
+                .iter()
+                .map(|e| (*e).to_string())
+                .collect(),
+            file_roots: Vec::new(),
+            private_networks: Vec::new(),
+        }
+    }
+}
+
+impl BackupConfig {
+    /// The outbound policy these settings describe.
+    pub fn policy(&self) -> anyhow::Result<coffer_core::outbound::OutboundPolicy> {
+        coffer_core::outbound::OutboundPolicy::new(&self.blob_endpoints, &self.file_roots, &self.private_networks)
+            .map_err(|e| anyhow::anyhow!("[backup]: {e}"))
+    }
 }
 
 /// TLS policy.
@@ -463,6 +500,7 @@ impl Default for ServeConfig {
             tls: TlsPolicyConfig::default(),
             network: NetworkConfig::default(),
             throttling: ThrottlingConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -520,6 +558,7 @@ impl ServeConfig {
         }
         coffer_core::network::NetworkAcls::parse(self.network.to_doc())
             .map_err(|e| anyhow::anyhow!("[network]: {e}"))?;
+        self.backup.policy()?;
         let t = &self.throttling;
         if t.enabled
             && [

@@ -130,7 +130,9 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let (mut hsm, credentials) =
         Hsm::open_or_create(Arc::new(store), Arc::new(SystemClock), seal, hsm_config, &create).await?;
     hsm.set_key_set_fetcher(Arc::new(crate::jwks::HttpsKeySetFetcher::default()));
-    hsm.set_backup_storage(Arc::new(crate::backup_storage::BlobBackupStorage::new()?));
+    hsm.set_backup_storage(Arc::new(crate::backup_storage::BlobBackupStorage::new(
+        config.backup.policy()?,
+    )?));
 
     let audit_log = start_audit(&config, &dir, &mut hsm)?;
     let acl_source = hsm.init_network_acls(config.network.to_doc()).await?;

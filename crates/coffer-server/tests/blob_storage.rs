@@ -147,7 +147,7 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
 async fn round_trip_through_a_sas_token() {
     let Some(az) = azurite() else { return };
     let container = az.container("rt").await;
-    let store = BlobBackupStorage::new().unwrap();
+    let store = BlobBackupStorage::new(coffer_testkit::test_backup_config().policy().unwrap()).unwrap();
     let folder = "mhsm-coffer-2025010112000000";
     let loc = location(&container, Some(az.sas()), folder);
     let manifest = br#"{"format":1,"keys":3}"#.to_vec();
@@ -197,7 +197,7 @@ async fn round_trip_through_a_sas_token() {
 async fn wrong_or_expired_sas_is_refused() {
     let Some(az) = azurite() else { return };
     let container = az.container("sas").await;
-    let store = BlobBackupStorage::new().unwrap();
+    let store = BlobBackupStorage::new(coffer_testkit::test_backup_config().policy().unwrap()).unwrap();
     let good = location(&container, Some(az.sas()), "f");
     store.put(&good, "state.bin", b"data".to_vec()).await.unwrap();
 
@@ -245,7 +245,7 @@ async fn wrong_or_expired_sas_is_refused() {
 async fn missing_blob_folder_or_container_is_not_found() {
     let Some(az) = azurite() else { return };
     let container = az.container("nf").await;
-    let store = BlobBackupStorage::new().unwrap();
+    let store = BlobBackupStorage::new(coffer_testkit::test_backup_config().policy().unwrap()).unwrap();
     let sas = Some(az.sas());
     store
         .put(
@@ -287,7 +287,7 @@ async fn missing_blob_folder_or_container_is_not_found() {
 async fn over_64_mib_goes_up_in_8_mib_blocks() {
     let Some(az) = azurite() else { return };
     let container = az.container("big").await;
-    let store = BlobBackupStorage::new().unwrap();
+    let store = BlobBackupStorage::new(coffer_testkit::test_backup_config().policy().unwrap()).unwrap();
     let loc = location(&container, Some(az.sas()), "mhsm-coffer-big");
     let size = SINGLE_PUT_MAX + 3 * 1024 * 1024 + 5; // 67 MiB and a bit: 9 blocks, the last one short
     let data = pattern(size, 42);

@@ -55,6 +55,22 @@ pub struct TestServerBuilder {
     trust_ca: Option<PathBuf>,
     client_identity: Option<Vec<u8>>,
     configure: Option<fn(&mut ServeConfig)>,
+    backup: Option<coffer_server::config::BackupConfig>,
+}
+
+/// The backup destinations a test server allows unless told otherwise ([`TestServerBuilder::backup`]): `file://`
+/// under the system's temporary directory (where tests make their containers), the Azurite account of
+/// `COFFER_AZURITE_URL` when set, and loopback addresses (Azurite listens there).
+pub fn test_backup_config() -> coffer_server::config::BackupConfig {
+    let mut blob_endpoints = coffer_server::config::BackupConfig::default().blob_endpoints;
+    if let Ok(url) = std::env::var("COFFER_AZURITE_URL") {
+        blob_endpoints.push(url.trim_end_matches('/').to_string());
+    }
+    coffer_server::config::BackupConfig {
+        blob_endpoints,
+        file_roots: vec![std::env::temp_dir()],
+        private_networks: vec!["127.0.0.0/8".into(), "::1".into()],
+    }
 }
 
 impl TestServerBuilder {
@@ -137,6 +153,11 @@ impl TestServerBuilder {
         self.configure = Some(f);
         self
     }
+    /// Backup destinations (`[backup]`; default: [`test_backup_config`]).
+    pub fn backup(mut self, backup: coffer_server::config::BackupConfig) -> Self {
+        self.backup = Some(backup);
+        self
+    }
     /// Use an existing data directory (e.g. to open an instance created earlier).
     pub fn data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = Some(dir);
@@ -161,6 +182,7 @@ impl TestServerBuilder {
             tls: self.tls_policy.clone().unwrap_or_default(),
             tls_cert: self.tls_files.as_ref().map(|(c, _)| c.clone()),
             tls_key: self.tls_files.as_ref().map(|(_, k)| k.clone()),
+            backup: self.backup.clone().unwrap_or_else(test_backup_config),
             ..ServeConfig::default()
         };
         let mut config = config;

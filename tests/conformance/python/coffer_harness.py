@@ -13,6 +13,7 @@ import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -58,6 +59,37 @@ def uniq(prefix: str) -> str:
 
 class ServerError(AssertionError):
     pass
+
+
+def backup_destinations_toml() -> str:
+    """The `[backup]` section test servers start with: backup destinations are configured, not chosen by the caller
+    (docs/NETWORK.md), so the tests allow `file://` under the temporary directory, the Azurite account, and
+    loopback addresses (where Azurite listens)."""
+    endpoints = ["https://*.blob.core.windows.net"]
+    if os.environ.get("COFFER_AZURITE_URL"):
+        endpoints.append(os.environ["COFFER_AZURITE_URL"].rstrip("/"))
+    return ("\n[backup]\n"
+            f"blob_endpoints = {json.dumps(endpoints)}\n"
+            f"file_roots = {json.dumps([tempfile.gettempdir()])}\n"
+            'private_networks = ["127.0.0.0/8", "::1"]\n')
+
+
+def with_backup_destinations(extra_args: tuple[str, ...], data_dir: Path) -> list[str]:
+    """`extra_args` with a coffer.toml that has the test `[backup]` section: the test's own `--config` file plus the
+    section (unless it has one), or a file of its own in the data directory."""
+    args = list(extra_args)
+    if "--config" in args:
+        i = args.index("--config") + 1
+        given = Path(args[i])
+        text = given.read_text()
+        if "[backup]" not in text:
+            merged = given.with_name(given.stem + ".with-backup.toml")
+            merged.write_text(text + backup_destinations_toml())
+            args[i] = str(merged)
+        return args
+    config = data_dir / "coffer-test-backup.toml"
+    config.write_text(backup_destinations_toml())
+    return [*args, "--config", str(config)]
 
 
 CRYPTO_USER = "21dbd100-6940-42c2-9190-5d6cb909625b"
@@ -119,7 +151,7 @@ class CofferServer:
         self._log_file.write(f"\n===== start #{self.starts}: port {self.port}, data dir {self.data_dir} =====\n".encode())
         mode = ["--dev"] if self.dev else ["--recovery"] if self.recovery else []
         cmd = [str(binary), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *mode,
-               *self.extra_args]
+               *with_backup_destinations(self.extra_args, self.data_dir)]
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")

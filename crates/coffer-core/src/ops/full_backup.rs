@@ -308,17 +308,19 @@ impl Hsm {
     ) -> Result<JobStatus, Error> {
         self.authorize(caller, DataAction::BackupStart, &Scope::Root).await?;
         let storage = self.storage()?;
+        let folder = format!("mhsm-{}-{}", self.instance.instance_name, stamp(self.clock.now()));
+        // Checked (allowed destination) and stripped of a SAS token in its query before anything is kept.
+        let mut location = storage.prepare(BackupLocation {
+            container_uri,
+            sas_token,
+            folder,
+        })?;
+        location.container_uri = location.container_uri.trim_end_matches('/').to_string();
         let job = self.new_job(if check_only {
             JobKind::PreBackup
         } else {
             JobKind::Backup
         })?;
-        let folder = format!("mhsm-{}-{}", self.instance.instance_name, stamp(self.clock.now()));
-        let location = BackupLocation {
-            container_uri: container_uri.trim_end_matches('/').to_string(),
-            sas_token,
-            folder,
-        };
         let hsm = Arc::clone(self);
         let id = job.job_id.clone();
         tokio::spawn(async move {
@@ -551,6 +553,7 @@ impl Hsm {
             self.check_no_escalation(caller, &all, "restore identities")?;
         }
         let storage = self.storage()?;
+        let location = storage.prepare(location)?;
         let job = self.new_job(if check_only {
             JobKind::PreRestore
         } else {
@@ -692,6 +695,7 @@ impl Hsm {
         self.authorize(caller, DataAction::RestoreStart, &Scope::Key(name.to_string()))
             .await?;
         let storage = self.storage()?;
+        let location = storage.prepare(location)?;
         let job = self.new_job(JobKind::SelectiveRestore)?;
         let hsm = Arc::clone(self);
         let id = job.job_id.clone();

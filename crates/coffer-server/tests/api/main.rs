@@ -18,6 +18,7 @@ mod full_backup;
 mod issuers;
 mod keys;
 mod network;
+mod outbound;
 mod policy;
 mod rbac_matrix;
 mod release;
