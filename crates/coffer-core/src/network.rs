@@ -171,6 +171,11 @@ impl NetworkAcls {
         client
     }
 
+    /// Whether `ip` is a trusted reverse proxy.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(ip))
+    }
+
     /// Whether `client` may talk to the instance.
     pub fn allows(&self, client: IpAddr) -> bool {
         if self.public_disabled && !is_private(client) {

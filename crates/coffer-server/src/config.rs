@@ -64,6 +64,64 @@ pub struct ServeConfig {
     pub throttling: ThrottlingConfig,
     /// Where full backups may be written and read from (`[backup]` in coffer.toml).
     pub backup: BackupConfig,
+    /// Connection timeouts and caps (`[connections]` in coffer.toml).
+    pub connections: ConnectionsConfig,
+}
+
+/// Connection timeouts and caps (docs/NETWORK.md, `crate::connections`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// HTTP/1.1: a request head must be complete this long after its first byte.
+    pub header_read_timeout_secs: u64,
+    /// A request body must be complete this long after its head (else 408 and the connection is closed).
+    pub body_read_timeout_secs: u64,
+    /// A connection with no request in progress (after the TLS handshake, between requests; HTTP/1.1 and HTTP/2)
+    /// is closed after this long.
+    pub idle_timeout_secs: u64,
+    /// Connections open at once, per listener.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (IPv6: one /64); trusted proxies are exempt.
+    pub max_connections_per_address: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            idle_timeout_secs: 120,
+            max_connections: 4096,
+            max_connections_per_address: 256,
+        }
+    }
+}
+
+impl ConnectionsConfig {
+    /// The limits of a listener.
+    pub fn limits(&self) -> crate::connections::Limits {
+        crate::connections::Limits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if [
+            self.header_read_timeout_secs,
+            self.body_read_timeout_secs,
+            self.idle_timeout_secs,
+        ]
+        .contains(&0)
+            || self.max_connections == 0
+            || self.max_connections_per_address == 0
+        {
+            anyhow::bail!("[connections]: every timeout and cap must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 /// The destinations full backups and restores may use (`coffer_core::outbound`): the caller names a target, the
@@ -501,6 +559,7 @@ impl Default for ServeConfig {
             network: NetworkConfig::default(),
             throttling: ThrottlingConfig::default(),
             backup: BackupConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -559,6 +618,7 @@ impl ServeConfig {
         coffer_core::network::NetworkAcls::parse(self.network.to_doc())
             .map_err(|e| anyhow::anyhow!("[network]: {e}"))?;
         self.backup.policy()?;
+        self.connections.validate()?;
         let t = &self.throttling;
         if t.enabled
             && [

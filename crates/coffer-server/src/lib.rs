@@ -5,6 +5,7 @@
 pub mod audit_sinks;
 pub mod backup_storage;
 pub mod config;
+pub mod connections;
 pub mod convert;
 pub mod datadir;
 pub mod error;

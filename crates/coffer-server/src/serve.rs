@@ -215,6 +215,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         public_url: public_url.clone(),
         resource,
         max_body_bytes: config.max_body_bytes,
+        body_read_timeout: Duration::from_secs(config.connections.body_read_timeout_secs),
         metrics,
         store_queries,
         tls: Arc::clone(&tls),
@@ -233,6 +234,15 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             .principal_slots()
             .map(|cap| Arc::new(crate::principal_slots::PrincipalSlots::new(cap))),
     });
+    // Connection caps and deadlines; trusted reverse proxies (from the network ACLs in force) are exempt from the
+    // per-address cap.
+    let connections = |hsm: &Arc<Hsm>| {
+        let hsm = Arc::clone(hsm);
+        crate::connections::Connections::new(
+            config.connections.limits(),
+            Arc::new(move |ip| hsm.network_acls().is_trusted_proxy(ip)),
+        )
+    };
     let handle = axum_server::Handle::new();
     let metrics_addr = match config.metrics.listen {
         Some(addr) => {
@@ -241,7 +251,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
             l.set_nonblocking(true)?;
             let bound = l.local_addr()?;
             let server = axum_server::from_tcp(l)?
-                .acceptor(tls.acceptor())
+                .acceptor(tls.acceptor(connections(&hsm_for_jobs)))
                 .handle(handle.clone());
             let app = crate::metrics::router(Arc::clone(&state));
             tokio::spawn(server.serve(app.into_make_service()));
@@ -252,7 +262,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     };
     let app = crate::routes::router(state);
     let server = axum_server::from_tcp(listener)?
-        .acceptor(tls.acceptor())
+        .acceptor(tls.acceptor(connections(&hsm_for_jobs)))
         .handle(handle.clone());
     let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     let jobs = tokio::spawn(run_jobs(Arc::clone(&hsm_for_jobs), config.jobs_interval_secs));

@@ -12,6 +12,8 @@ pub struct AppState {
     /// The challenge resource.
     pub resource: String,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive (`[connections] body_read_timeout_secs`).
+    pub body_read_timeout: std::time::Duration,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Calls of each store method (`coffer_store_queries_total`).

@@ -358,10 +358,12 @@ impl TlsManager {
         }
     }
 
-    /// The acceptor for a listener: the TLS handshake, then [`TlsInfo`] on every request of the connection.
-    pub fn acceptor(&self) -> TlsInfoAcceptor {
+    /// The acceptor for a listener: the connection caps, the TLS handshake, then [`TlsInfo`] on every request of
+    /// the connection and its idle and header deadlines (`crate::connections`).
+    pub fn acceptor(&self, connections: Arc<crate::connections::Connections>) -> TlsInfoAcceptor {
         TlsInfoAcceptor {
-            inner: RustlsAcceptor::new(self.rustls.clone()),
+            limits: connections.limits(),
+            inner: RustlsAcceptor::new(self.rustls.clone()).acceptor(crate::connections::CapAcceptor { connections }),
         }
     }
 
@@ -497,30 +499,37 @@ impl TlsInfo {
     }
 }
 
-/// The listeners' acceptor: rustls' handshake, then the connection's [`TlsInfo`] added to each of its requests.
-/// The service it wraps already carries `ConnectInfo` (added when the connection was accepted).
+/// The listeners' acceptor: the connection caps, rustls' handshake, then the connection's [`TlsInfo`] added to each of
+/// its requests, and its stream and service watched for idle time and slow request heads. The service it wraps
+/// already carries `ConnectInfo` (added when the connection was accepted).
 #[derive(Debug, Clone)]
 pub struct TlsInfoAcceptor {
-    inner: RustlsAcceptor,
+    inner: RustlsAcceptor<crate::connections::CapAcceptor>,
+    limits: crate::connections::Limits,
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<I, S> Accept<I, S> for TlsInfoAcceptor
+impl<S> Accept<tokio::net::TcpStream, S> for TlsInfoAcceptor
 where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: Send + 'static,
 {
-    type Stream = <RustlsAcceptor as Accept<I, S>>::Stream;
-    type Service = tower_http::add_extension::AddExtension<S, TlsInfo>;
+    type Stream = crate::connections::Watched<
+        <RustlsAcceptor<crate::connections::CapAcceptor> as Accept<tokio::net::TcpStream, S>>::Stream,
+    >;
+    type Service = crate::connections::Tracked<tower_http::add_extension::AddExtension<S, TlsInfo>>;
     type Future = BoxFuture<std::io::Result<(Self::Stream, Self::Service)>>;
 
-    fn accept(&self, stream: I, service: S) -> Self::Future {
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
         let handshake = self.inner.accept(stream, service);
+        let limits = self.limits;
         Box::pin(async move {
             let (stream, service) = handshake.await?;
-            let info = TlsInfo::of(stream.get_ref().1);
-            Ok((stream, tower_http::add_extension::AddExtension::new(service, info)))
+            let conn = stream.get_ref().1;
+            let info = TlsInfo::of(conn);
+            let http1 = conn.alpn_protocol() != Some(b"h2".as_slice());
+            let service = tower_http::add_extension::AddExtension::new(service, info);
+            Ok(crate::connections::watch(stream, service, limits, http1))
         })
     }
 }

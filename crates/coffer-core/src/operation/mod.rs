@@ -19,8 +19,10 @@ use crate::rbac::DataAction;
 /// A request, typed. Parameters borrow from the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation<'a> {
-    /// `/healthz` (any method): answered before anything else, never audited.
+    /// `GET /healthz` (or `HEAD`): answered before anything else, never audited.
     Health,
+    /// `/healthz` with another method: 405 (`Allow: GET`) before anything else, never audited.
+    HealthMethodNotAllowed,
     /// The token service (`/{tenant}/…`, `/adfs/…`): no bearer token.
     Token(TokenOp),
     /// `GET /keys`.
@@ -110,6 +112,8 @@ pub enum TokenOp {
     /// every path the Azure identity libraries build (MSAL uses `/adfs/oauth2/token`; azure.identity.aio and the Azure
     /// SDK for Rust build `{authority}/adfs/oauth2/v2.0/token`).
     Issue { adfs: bool, v2: bool },
+    /// A token-service path with a method it does not serve (405 with `Allow`, still no bearer token).
+    MethodNotAllowed { allow: &'static str },
     /// Anything else under the tenant or `adfs` (404, still no bearer token).
     NotFound,
 }
@@ -260,12 +264,14 @@ impl<'a> Operation<'a> {
         use DataAction as D;
         use Operation as O;
         match *self {
-            O::Health => row("HealthGet", None, 0, false),
+            O::Health | O::HealthMethodNotAllowed => row("HealthGet", None, 0, false),
             O::Token(TokenOp::Issue { .. }) => row("TokenIssue", None, 1, false),
             O::Token(TokenOp::OpenIdConfiguration { .. } | TokenOp::Keys) => {
                 row("TokenServiceMetadataGet", None, 1, false)
             }
-            O::Token(TokenOp::NotFound) | O::NotFound | O::MethodNotAllowed { .. } => NOT_FOUND,
+            O::Token(TokenOp::NotFound | TokenOp::MethodNotAllowed { .. })
+            | O::NotFound
+            | O::MethodNotAllowed { .. } => NOT_FOUND,
             O::KeyList => key("KeyList", D::KeysRead),
             O::KeyCreate { .. } => row("KeyCreate", Some(D::KeysCreate), KEY_WRITE_COST, false),
             O::KeyImport { .. } => row("KeyImport", Some(D::KeysImport), KEY_WRITE_COST, false),
@@ -429,7 +435,11 @@ impl<'a> Operation<'a> {
     /// path, `tenant` this instance's tenant id (the token service's first segment, besides `adfs`).
     pub fn parse(method: &str, path: &'a str, tenant: &str) -> Self {
         if path == "/healthz" {
-            return Operation::Health;
+            return if matches!(method, "GET" | "HEAD") {
+                Operation::Health
+            } else {
+                Operation::HealthMethodNotAllowed
+            };
         }
         let trimmed = path.trim_start_matches('/');
         let Some(segs) = Segments::split(trimmed) else {
@@ -510,6 +520,11 @@ fn token(method: &str, adfs: bool, rest: &[&str]) -> TokenOp {
         ("GET", ["discovery", "v2.0", "keys"] | ["discovery", "keys"]) => TokenOp::Keys,
         ("POST", ["oauth2", "v2.0", "token"]) => TokenOp::Issue { adfs, v2: true },
         ("POST", ["oauth2", "token"]) => TokenOp::Issue { adfs, v2: false },
+        (_, ["v2.0", ".well-known", "openid-configuration"]) if !adfs => TokenOp::MethodNotAllowed { allow: "GET" },
+        (_, [".well-known", "openid-configuration"] | ["discovery", "v2.0", "keys"] | ["discovery", "keys"]) => {
+            TokenOp::MethodNotAllowed { allow: "GET" }
+        }
+        (_, ["oauth2", "v2.0", "token"] | ["oauth2", "token"]) => TokenOp::MethodNotAllowed { allow: "POST" },
         _ => TokenOp::NotFound,
     }
 }

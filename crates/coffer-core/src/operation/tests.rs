@@ -482,7 +482,28 @@ fn parameters_and_405() {
         parse("GET", "/keys/k1/v1/sign"),
         Operation::MethodNotAllowed { allow: "POST" }
     );
-    assert_eq!(parse("DELETE", "/healthz"), Operation::Health);
+    assert_eq!(parse("GET", "/healthz"), Operation::Health);
+    assert_eq!(parse("HEAD", "/healthz"), Operation::Health);
+    assert_eq!(parse("DELETE", "/healthz"), Operation::HealthMethodNotAllowed);
+    // The token service's paths with another method: 405, still the token service (no bearer token).
+    for (m, p, allow) in [
+        ("GET", "/tenant-1/oauth2/v2.0/token", "POST"),
+        ("DELETE", "/adfs/oauth2/token", "POST"),
+        ("POST", "/tenant-1/discovery/v2.0/keys", "GET"),
+        ("PUT", "/adfs/.well-known/openid-configuration", "GET"),
+        ("PATCH", "/tenant-1/v2.0/.well-known/openid-configuration", "GET"),
+    ] {
+        assert_eq!(
+            parse(m, p),
+            Operation::Token(TokenOp::MethodNotAllowed { allow }),
+            "{m} {p}"
+        );
+    }
+    assert_eq!(
+        parse("GET", "/adfs/oauth2/v2.0/token"),
+        Operation::Token(TokenOp::MethodNotAllowed { allow: "POST" })
+    );
+    assert_eq!(parse("GET", "/adfs/nothing"), Operation::Token(TokenOp::NotFound));
     assert!(parse("GET", "/adfs/anything").is_token_service());
     assert!(!parse("GET", "/keys").is_token_service());
     assert!(parse("GET", "/backup/j/pending").is_status_poll());

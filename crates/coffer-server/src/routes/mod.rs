@@ -30,6 +30,7 @@ use crate::state::AppState;
 
 mod admin;
 mod backup;
+mod body;
 mod crypto;
 mod keys;
 mod policy;
@@ -215,6 +216,9 @@ async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Response {
     if operation == Operation::Health {
         return finish_headers(ok_json(&serde_json::json!({"status": "ok"})), request_id, None, started);
     }
+    if operation == Operation::HealthMethodNotAllowed {
+        return finish_headers(method_not_allowed("GET"), request_id, None, started);
+    }
     let correlation = parts
         .headers
         .get("x-ms-client-request-id")
@@ -372,9 +376,9 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
         if let Some(r) = admit(app, Who::TokenClient(client), 1) {
             return r;
         }
-        let body = match read_body(app, &parts.headers, body).await {
+        let body = match read_body(app, parts, body, body::MediaType::Form).await {
             Ok(b) => b,
-            Err(e) => return e.into_response(),
+            Err(r) => return r,
         };
         info.token_client_id = url::form_urlencoded::parse(&body)
             .find(|(k, _)| k == "client_id")
@@ -438,9 +442,9 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
             return ApiError::bad_parameter("The 'api-version' query parameter is missing.").into_response();
         }
     };
-    let body = match read_body(app, &parts.headers, body).await {
+    let body = match read_body(app, parts, body, body::MediaType::Json).await {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(r) => return r,
     };
     // One of the principal's concurrency slots, for the handler's work (not for the audit write after it, which
     // group commit batches across requests): a principal with more requests than slots waits for its own.
@@ -506,13 +510,16 @@ async fn route(ctx: &Ctx<'_>, op: Operation<'_>) -> Result<Response, ApiError> {
             | CofferOp::Compliance),
         ) => policy::handle(ctx, c).await,
         O::Coffer(c) => admin::handle(ctx, c).await,
-        O::MethodNotAllowed { allow } => {
-            let mut r = ApiError::method_not_allowed().into_response();
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-            Ok(r)
-        }
-        O::NotFound | O::Health | O::Token(_) => Err(ApiError::not_found_route()),
+        O::MethodNotAllowed { allow } => Ok(method_not_allowed(allow)),
+        O::NotFound | O::Health | O::HealthMethodNotAllowed | O::Token(_) => Err(ApiError::not_found_route()),
     }
+}
+
+/// 405 with the methods the path serves in `Allow`.
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response {
+    let mut r = ApiError::method_not_allowed().into_response();
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
 }
 
 /// The bearer token of the `Authorization` header.
@@ -542,23 +549,11 @@ fn challenge(app: &AppState) -> Response {
     r
 }
 
-async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLarge",
-            format!("The request body exceeds the limit of {} bytes.", app.max_body_bytes),
-        )
-    };
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > app.max_body_bytes
-    {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, app.max_body_bytes)
-        .await
-        .map_err(|_| too_large())
+async fn read_body(
+    app: &AppState,
+    parts: &Parts,
+    body: Body,
+    media: body::MediaType,
+) -> Result<axum::body::Bytes, Response> {
+    body::read(parts, body, media, app.max_body_bytes, app.body_read_timeout).await
 }

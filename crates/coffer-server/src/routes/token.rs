@@ -28,6 +28,7 @@ pub(super) async fn handle(app: &AppState, op: TokenOp, body: &[u8]) -> Result<R
             let seen = format!("{}/{first}/oauth2{version}/token", app.public_url);
             Ok(token(app, body, &seen).await)
         }
+        TokenOp::MethodNotAllowed { allow } => Ok(super::method_not_allowed(allow)),
         TokenOp::NotFound => Err(ApiError::not_found_route()),
     }
 }
