@@ -4,7 +4,7 @@
 //! - **Blob endpoints**: a target URL must fall under one of the configured endpoint prefixes: same scheme, same
 //!   host (a leading `*.` in the pattern stands for exactly one DNS label, so `https://*.blob.core.windows.net`
 //!   admits every storage account of the public cloud and nothing else), same port (the scheme's default when the
-//!   pattern names none), and the pattern's path as a prefix on segment boundaries.
+//!   pattern names none; `:*` admits any port), and the pattern's path as a prefix on segment boundaries.
 //! - **Addresses**: a blob host may resolve (or be) only to public addresses, unless the address is inside one of
 //!   the configured `private_networks`. "Not public" is loopback, unspecified, RFC 1918, RFC 6598 shared,
 //!   link-local, multicast, broadcast, `0.0.0.0/8`, IPv6 unique-local and site-local, and the IPv4-mapped forms of
@@ -51,7 +51,8 @@ enum HostPattern {
 struct Endpoint {
     scheme: String,
     host: HostPattern,
-    port: u16,
+    /// `None`: any port (`:*`).
+    port: Option<u16>,
     path: Vec<String>,
 }
 
@@ -105,8 +106,9 @@ fn parse_endpoint(text: &str) -> Result<Endpoint, Error> {
         }
     };
     let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| bad("the port is not a number"))?,
-        None => port_default,
+        Some("*") => None,
+        Some(p) => Some(p.parse::<u16>().map_err(|_| bad("the port is not a number or *"))?),
+        None => Some(port_default),
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     if host.is_empty() {
@@ -231,7 +233,7 @@ impl OutboundPolicy {
         };
         let allowed = self.endpoints.iter().any(|e| {
             e.scheme == scheme
-                && Some(e.port) == port
+                && (e.port.is_none() || e.port == port)
                 && host_matches(&e.host)
                 && e.path.len() <= path.len()
                 && e.path.iter().zip(path).all(|(a, b)| a == b)
@@ -334,6 +336,11 @@ mod tests {
         assert!(p.check_blob("https", v6, None, &["a", "b", "c"]).is_ok());
         assert!(p.check_blob("https", v6, None, &["a"]).is_err());
         // allow-listed by endpoint but not by address
+        // `:*`: any port of that host
+        let any = policy(&["http://127.0.0.1:*/a"], &[], &["127.0.0.1"]);
+        assert!(any.check_blob("http", h, Some(1), &["a"]).is_ok());
+        assert!(any.check_blob("http", h, None, &["a", "b"]).is_ok());
+        assert!(any.check_blob("https", h, Some(1), &["a"]).is_err());
         let q = policy(&["http://127.0.0.1:10000"], &[], &[]);
         let e = q.check_blob("http", h, Some(10000), &[]).unwrap_err();
         assert!(e.to_string().contains("private"), "{e}");

@@ -65,7 +65,8 @@ def backup_destinations_toml() -> str:
     """The `[backup]` section test servers start with: backup destinations are configured, not chosen by the caller
     (docs/NETWORK.md), so the tests allow `file://` under the temporary directory, the Azurite account, and
     loopback addresses (where Azurite listens)."""
-    endpoints = ["https://*.blob.core.windows.net"]
+    # (`http://127.0.0.1:*`: the backup tests also point jobs at loopback ports of their own, closed or hanging)
+    endpoints = ["https://*.blob.core.windows.net", "http://127.0.0.1:*"]
     if os.environ.get("COFFER_AZURITE_URL"):
         endpoints.append(os.environ["COFFER_AZURITE_URL"].rstrip("/"))
     return ("\n[backup]\n"

@@ -6,7 +6,8 @@
 //!
 //! An oversized body is still read (and discarded) up to [`DRAIN_FACTOR`] times the limit before the 413 is sent:
 //! over HTTP/2 a response sent while the client is still uploading ends in a stream reset that clients report
-//! instead of the 413, and over HTTP/1.1 it keeps the connection usable.
+//! instead of the 413, and over HTTP/1.1 it keeps the connection usable. A client that declared an oversized length
+//! and waits for `100 Continue` gets the 413 at once (it has sent nothing).
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -77,6 +78,15 @@ pub(crate) async fn read(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut body = body;
     let mut oversized = declared_length(&parts.headers).is_some_and(|len| len > limit);
+    // A client waiting for `100 Continue` has sent no body yet: refuse at once (reading would invite it).
+    let expects_continue = parts
+        .headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if oversized && expects_continue {
+        return Err(too_large());
+    }
     let drain_cap = limit.saturating_mul(DRAIN_FACTOR);
     let mut seen = 0usize;
     let mut buf: Vec<u8> = Vec::new();
