@@ -797,7 +797,7 @@ async fn key_attestation_verifies_offline_and_tells_generated_from_imported() {
     let tmp = tempfile::tempdir().unwrap();
     let (st, _) = s
         .call(
-            reqwest::Method::POST,
+            Method::POST,
             "/keys/att/create?api-version=7.6",
             Some(serde_json::json!({"kty":"EC","crv":"P-256"})),
         )
@@ -806,7 +806,7 @@ async fn key_attestation_verifies_offline_and_tells_generated_from_imported() {
     assert_eq!(st, 200);
     let (st, _) = s
         .call(
-            reqwest::Method::PUT,
+            Method::PUT,
             "/keys/imp?api-version=7.6",
             Some(serde_json::json!({"key":{"kty":"oct-HSM","k":"AAECAwQFBgcICQoLDA0ODwABAgMEBQYHCAkKCwwNDg8"}})),
         )

@@ -132,11 +132,7 @@ async fn imports_rsa_ec_and_oct_keys_and_uses_them() {
         let kid = bundle["key"]["kid"].as_str().unwrap().to_string();
         // Key attestation says how the key came to be: from a .byok blob, not generated here.
         let (st, att) = s
-            .call(
-                reqwest::Method::GET,
-                &format!("/keys/{name}/attestation?api-version=7.6"),
-                None,
-            )
+            .call(Method::GET, &format!("/keys/{name}/attestation?api-version=7.6"), None)
             .await
             .unwrap();
         assert_eq!(st, 200, "{att}");
