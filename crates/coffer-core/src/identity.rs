@@ -11,6 +11,11 @@
 //!   once; joining a group needs a new token, as in Entra ID).
 //!
 //! Tokens of external issuers are their issuers' business: they are honoured until they expire.
+//!
+//! The service issues tokens for two resources, and each is accepted only where it belongs: the HSM's (`resource`,
+//! the data plane) and the Graph subset's (`{public URL}/graph`, which the Azure CLI calls to show principal
+//! names). A Graph token is refused by the data plane and an HSM token by Graph ([`Audience`]). Tokens of external
+//! issuers are HSM tokens only.
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -45,10 +50,21 @@ const TOKEN_CACHE_CAPACITY: usize = 65_536;
 /// Clock skew allowed on `exp` and `nbf`, seconds.
 const LEEWAY: i64 = 60;
 
+/// Which of the resources served here a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// The data plane (`resource`).
+    Hsm,
+    /// The Graph subset (`{public URL}/graph`).
+    Graph,
+}
+
 /// A verified token's facts.
 #[derive(Debug)]
 struct VerifiedToken {
     principal: Principal,
+    /// The resource the token is for.
+    audience: Audience,
     /// `exp` and `nbf` (Unix seconds; `nbf` 0 when absent).
     exp: i64,
     nbf: i64,
@@ -155,7 +171,9 @@ impl Hsm {
             .split(' ')
             .find_map(|s| s.strip_suffix("/.default"))
             .ok_or_else(|| invalid_request("invalid_scope", "The scope must be '<resource>/.default'."))?;
-        if !self.accepted_audiences().iter().any(|a| a == audience) {
+        if !self.accepted_audiences().iter().any(|a| a == audience)
+            && !self.graph_audiences().iter().any(|a| a == audience)
+        {
             return Err(invalid_request(
                 "invalid_scope",
                 format!("The resource '{audience}' is not served here."),
@@ -265,9 +283,25 @@ impl Hsm {
         vec![r.clone(), format!("{r}/")]
     }
 
-    /// Validates a bearer token (signature, issuer, audience, expiry, not-before) and returns the caller. Tokens
-    /// of this instance's token service and of configured external issuers are accepted.
+    /// The Graph subset's resource (`{public URL}/graph`): the `microsoftGraphResourceId` of an Azure CLI cloud.
+    pub fn graph_resource(&self) -> String {
+        format!("{}/graph", self.config.public_url.trim_end_matches('/'))
+    }
+
+    /// Audiences of Graph tokens.
+    fn graph_audiences(&self) -> Vec<String> {
+        let g = self.graph_resource();
+        vec![g.clone(), format!("{g}/")]
+    }
+
+    /// Validates a bearer token for the data plane (signature, issuer, audience, expiry, not-before) and returns
+    /// the caller. Tokens of this instance's token service and of configured external issuers are accepted.
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, Error> {
+        self.authenticate_for(bearer, Audience::Hsm).await
+    }
+
+    /// Validates a bearer token for `audience`: a token for the other resource is refused.
+    pub async fn authenticate_for(&self, bearer: &str, audience: Audience) -> Result<Principal, Error> {
         let key = coffer_crypto::hash::sha256(bearer.as_bytes());
         let now = self.clock.now();
         let token = match self.tokens.get(&key) {
@@ -279,6 +313,10 @@ impl Hsm {
             }
         };
         if now >= token.exp.saturating_add(LEEWAY) || now < token.nbf.saturating_sub(LEEWAY) {
+            return Err(Error::Unauthenticated);
+        }
+        if token.audience != audience {
+            tracing::debug!(object_id = %token.principal.object_id, ?audience, "token for another resource");
             return Err(Error::Unauthenticated);
         }
         if !token.own {
@@ -316,7 +354,9 @@ impl Hsm {
             .to_string();
         let now = u64::try_from(self.clock.now()).unwrap_or(0);
         if iss == self.issuer() {
-            let audiences = self.accepted_audiences();
+            let hsm = self.accepted_audiences();
+            let graph = self.graph_audiences();
+            let audiences: Vec<String> = hsm.iter().chain(&graph).cloned().collect();
             let validation = TokenValidation {
                 issuer: &iss,
                 audiences: &audiences,
@@ -328,7 +368,15 @@ impl Hsm {
                 Error::Unauthenticated
             })?;
             let principal = principal_from_claims(iss, &claims, "oid", "groups")?;
-            return Ok(verified(principal, &claims, true));
+            // Our tokens carry one audience (a string); the data plane's wins should the two resources coincide
+            // (the server refuses to start so configured).
+            let aud = claims.get("aud").and_then(|v| v.as_str()).unwrap_or_default();
+            let audience = if !hsm.iter().any(|a| a == aud) && graph.iter().any(|a| a == aud) {
+                Audience::Graph
+            } else {
+                Audience::Hsm
+            };
+            return Ok(verified(principal, &claims, true, audience));
         }
         let Some(ext) = self.config.external_issuers.iter().find(|i| i.issuer == iss) else {
             tracing::info!(issuer = %iss, "token from an untrusted issuer");
@@ -358,11 +406,11 @@ impl Hsm {
             Error::Unauthenticated
         })?;
         let principal = principal_from_claims(iss, &claims, &ext.object_id_claim, &ext.groups_claim)?;
-        Ok(verified(principal, &claims, false))
+        Ok(verified(principal, &claims, false, Audience::Hsm))
     }
 }
 
-fn verified(principal: Principal, claims: &serde_json::Value, own: bool) -> VerifiedToken {
+fn verified(principal: Principal, claims: &serde_json::Value, own: bool, audience: Audience) -> VerifiedToken {
     // NumericDate may be fractional (RFC 7519 §2); `as` saturates.
     let int = |k: &str| {
         claims
@@ -371,6 +419,7 @@ fn verified(principal: Principal, claims: &serde_json::Value, own: bool) -> Veri
     };
     VerifiedToken {
         principal,
+        audience,
         exp: int("exp").unwrap_or(0),
         nbf: int("nbf").unwrap_or(0),
         own,

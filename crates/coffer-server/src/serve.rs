@@ -87,6 +87,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .unwrap_or_else(|| public_url.clone())
         .trim_end_matches('/')
         .to_string();
+    // The Graph subset's tokens are for `{public URL}/graph` and must not be data-plane tokens.
+    anyhow::ensure!(
+        resource != format!("{}/graph", public_url.trim_end_matches('/')),
+        "the resource {resource} is the Graph subset's resource: choose another --resource"
+    );
 
     // Every store call is counted, from the first one on (`coffer_store_queries_total`).
     let store = CountingStore::new(Arc::new(SqliteStore::open(&dir.database()).await?));

@@ -95,6 +95,9 @@ pub enum Operation<'a> {
     Rbac(RbacOp<'a>),
     /// Coffer's own API under `/coffer/v1/`.
     Coffer(CofferOp<'a>),
+    /// The small part of Microsoft Graph the Azure CLI calls to show principal names (`/graph/v1.0/…`; see
+    /// [`GraphOp`]). Needs a token for the Graph resource, not the HSM's.
+    Graph(GraphOp),
     /// No such path.
     NotFound,
     /// The path exists but not with this method; `allow` is the `Allow` header's value.
@@ -192,6 +195,20 @@ pub enum CofferOp<'a> {
     Compliance,
 }
 
+/// Microsoft Graph, as far as `az keyvault role assignment create|list|delete` use it (`{graph}/v1.0/…`, the
+/// cloud's `microsoftGraphResourceId` being `{public URL}/graph`), answered from Coffer's principals and groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphOp {
+    /// `POST /graph/v1.0/directoryObjects/getByIds`.
+    GetByIds,
+    /// `GET /graph/v1.0/servicePrincipals?$filter=servicePrincipalNames/any(c:c eq '…')`.
+    ServicePrincipalList,
+    /// `GET /graph/v1.0/users?$filter=userPrincipalName eq '…'` (Coffer has no users: always empty).
+    UserList,
+    /// Anything else under `/graph`: refused with a Graph error.
+    Unsupported,
+}
+
 /// One row of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spec {
@@ -272,6 +289,13 @@ impl<'a> Operation<'a> {
             O::Token(TokenOp::NotFound | TokenOp::MethodNotAllowed { .. })
             | O::NotFound
             | O::MethodNotAllowed { .. } => NOT_FOUND,
+            // Names are shown to whoever may read role assignments (the only use of this Graph subset).
+            O::Graph(g) => match g {
+                GraphOp::GetByIds => op("GraphDirectoryObjectsGetByIds", D::RoleAssignmentsRead),
+                GraphOp::ServicePrincipalList => op("GraphServicePrincipalsList", D::RoleAssignmentsRead),
+                GraphOp::UserList => op("GraphUsersList", D::RoleAssignmentsRead),
+                GraphOp::Unsupported => NOT_FOUND,
+            },
             O::KeyList => key("KeyList", D::KeysRead),
             O::KeyCreate { .. } => row("KeyCreate", Some(D::KeysCreate), KEY_WRITE_COST, false),
             O::KeyImport { .. } => row("KeyImport", Some(D::KeysImport), KEY_WRITE_COST, false),
@@ -383,6 +407,11 @@ impl<'a> Operation<'a> {
         matches!(self, Operation::Token(_))
     }
 
+    /// A request to the Graph subset (`/graph/…`): authenticated with a Graph token, answered in Graph's shape.
+    pub fn is_graph(&self) -> bool {
+        matches!(self, Operation::Graph(_))
+    }
+
     /// A long-running operation's status URL, polled verbatim (without api-version).
     pub fn is_status_poll(&self) -> bool {
         matches!(
@@ -459,6 +488,9 @@ impl<'a> Operation<'a> {
                 s.get(1..).unwrap_or(&[]),
             ));
         }
+        if first == "graph" {
+            return Operation::Graph(graph(method, s.get(1..).unwrap_or(&[])));
+        }
         if let Some(op) = rbac(method, trimmed, &segs) {
             return op;
         }
@@ -526,6 +558,17 @@ fn token(method: &str, adfs: bool, rest: &[&str]) -> TokenOp {
         }
         (_, ["oauth2", "v2.0", "token"] | ["oauth2", "token"]) => TokenOp::MethodNotAllowed { allow: "POST" },
         _ => TokenOp::NotFound,
+    }
+}
+
+/// Graph paths after `/graph` (segments case-insensitive, as Graph's are).
+fn graph(method: &str, rest: &[&str]) -> GraphOp {
+    let is = |s: &&str, w: &str| s.eq_ignore_ascii_case(w);
+    match (method, rest) {
+        ("POST", [v, d, g]) if is(v, "v1.0") && is(d, "directoryObjects") && is(g, "getByIds") => GraphOp::GetByIds,
+        ("GET", [v, sp]) if is(v, "v1.0") && is(sp, "servicePrincipals") => GraphOp::ServicePrincipalList,
+        ("GET", [v, u]) if is(v, "v1.0") && is(u, "users") => GraphOp::UserList,
+        _ => GraphOp::Unsupported,
     }
 }
 

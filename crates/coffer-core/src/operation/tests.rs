@@ -66,6 +66,35 @@ fn table() {
             1,
         ),
         ("POST", "/rng", "RandomBytesGet", Some(D::Rng), 1),
+        (
+            "POST",
+            "/graph/v1.0/directoryObjects/getByIds",
+            "GraphDirectoryObjectsGetByIds",
+            Some(D::RoleAssignmentsRead),
+            1,
+        ),
+        (
+            "GET",
+            "/graph/V1.0/servicePrincipals",
+            "GraphServicePrincipalsList",
+            Some(D::RoleAssignmentsRead),
+            1,
+        ),
+        (
+            "GET",
+            "/graph/v1.0/users",
+            "GraphUsersList",
+            Some(D::RoleAssignmentsRead),
+            1,
+        ),
+        ("GET", "/graph/v1.0/me", "RequestNotFound", None, 1),
+        (
+            "GET",
+            "/graph/v1.0/directoryObjects/getByIds",
+            "RequestNotFound",
+            None,
+            1,
+        ),
         ("POST", "/backup", "BackupCreate", Some(D::BackupStart), 1),
         ("POST", "/prebackup", "PreBackupCreate", Some(D::BackupStart), 1),
         ("GET", "/backup/j1/pending", "BackupStatusGet", Some(D::BackupStatus), 1),
@@ -507,6 +536,13 @@ fn parameters_and_405() {
     assert!(parse("GET", "/adfs/anything").is_token_service());
     assert!(!parse("GET", "/keys").is_token_service());
     assert!(parse("GET", "/backup/j/pending").is_status_poll());
+    assert_eq!(
+        parse("DELETE", "/graph/v1.0/users"),
+        Operation::Graph(GraphOp::Unsupported)
+    );
+    assert_eq!(parse("GET", "/graph"), Operation::Graph(GraphOp::Unsupported));
+    assert!(parse("GET", "/graph/beta/users").is_graph());
+    assert!(!parse("GET", "/keys/graph").is_graph());
     assert!(!parse("GET", "/keys/j/pending").is_status_poll());
 }
 

@@ -7,6 +7,7 @@ pub mod byok;
 pub mod create_import;
 pub mod crypto;
 pub mod delete_recover_purge;
+pub mod directory;
 pub mod full_backup;
 pub mod identities;
 pub mod jit;

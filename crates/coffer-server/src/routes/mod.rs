@@ -20,6 +20,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use coffer_core::Principal;
+use coffer_core::identity::Audience;
 use coffer_core::operation::{CofferOp, Operation};
 use coffer_core::throttle::{Refusal, Who};
 use serde::Serialize;
@@ -32,6 +33,7 @@ mod admin;
 mod backup;
 mod body;
 mod crypto;
+mod graph;
 mod keys;
 mod policy;
 mod rbac;
@@ -403,8 +405,14 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
         paid = true;
         app.metrics.token_verification();
     }
+    // A Graph request needs a token for the Graph resource, any other one a token for the HSM.
+    let audience = if operation.is_graph() {
+        Audience::Graph
+    } else {
+        Audience::Hsm
+    };
     let authenticated = match bearer {
-        Some(token) => app.hsm.authenticate(token).await.ok(),
+        Some(token) => app.hsm.authenticate_for(token, audience).await.ok(),
         None => None,
     };
     let Some(mut principal) = authenticated else {
@@ -412,6 +420,9 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
         info.charged = Some(Charged::Address);
         if !paid && let Some(r) = admit(app, Who::Address(client), 1) {
             return r;
+        }
+        if operation.is_graph() {
+            return graph::unauthenticated().into_response();
         }
         return challenge(app);
     };
@@ -424,6 +435,8 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
     }
     let query = Query::parse(parts.uri.query());
     let api_version = match query.get("api-version") {
+        // Graph versions by path (`/graph/v1.0/…`).
+        _ if operation.is_graph() => "v1.0",
         Some(v) => match API_VERSIONS.iter().find(|a| **a == v) {
             Some(known) => {
                 info.api_version = Some(known);
@@ -510,6 +523,7 @@ async fn route(ctx: &Ctx<'_>, op: Operation<'_>) -> Result<Response, ApiError> {
             | CofferOp::Compliance),
         ) => policy::handle(ctx, c).await,
         O::Coffer(c) => admin::handle(ctx, c).await,
+        O::Graph(g) => graph::handle(ctx, g).await,
         O::MethodNotAllowed { allow } => Ok(method_not_allowed(allow)),
         O::NotFound | O::Health | O::HealthMethodNotAllowed | O::Token(_) => Err(ApiError::not_found_route()),
     }

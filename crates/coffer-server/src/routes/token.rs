@@ -57,7 +57,10 @@ fn discovery(app: &AppState, adfs: bool) -> OpenIdConfiguration {
         id_token_signing_alg_values_supported: vec!["ES256".into()],
         response_types_supported: vec!["token".into()],
         subject_types_supported: vec!["pairwise".into()],
-        scopes_supported: vec![format!("{}/.default", app.resource)],
+        scopes_supported: vec![
+            format!("{}/.default", app.resource),
+            format!("{}/.default", app.hsm.graph_resource()),
+        ],
         tenant_region_scope: None,
     }
 }

@@ -15,6 +15,7 @@ mod escalation;
 mod fast_path;
 mod forwarded;
 mod full_backup;
+mod graph;
 mod http_hardening;
 mod issuers;
 mod keys;
