@@ -4,6 +4,7 @@
 
 mod attestation;
 mod audit;
+mod az_cloud;
 mod backup;
 mod key;
 mod posture;
@@ -51,6 +52,9 @@ enum Command {
     Role(role::RoleArgs),
     /// Full backup and restore of a running instance, like `az keyvault backup start` / `restore start`.
     Backup(backup::BackupArgs),
+    /// Print the `az cloud register` and `az login` commands that point the Azure CLI at an instance
+    /// (docs/AZURE-CLI.md).
+    AzCloud(az_cloud::AzCloudArgs),
 }
 
 #[derive(Subcommand)]
@@ -213,6 +217,7 @@ fn main() -> anyhow::Result<()> {
         Command::Key(args) => remote::finish(runtime()?.block_on(key::run(args))),
         Command::Role(args) => remote::finish(runtime()?.block_on(role::run(args))),
         Command::Backup(args) => remote::finish(runtime()?.block_on(backup::run(args))),
+        Command::AzCloud(args) => az_cloud::run(args),
         Command::Seal(SealCommand::Migrate {
             data_dir,
             from_config,
