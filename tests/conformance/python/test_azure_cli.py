@@ -134,6 +134,10 @@ def test_keys(az, dev, tmp_path):
     assert rotated["key"]["kid"] != ec_key["key"]["kid"] and rotated["attributes"]["expires"], rotated
     assert len(az.kv("key", "list-versions", "--name", ec)) == 2
 
+    # get-attestation (docs/KEY-ATTESTATION.md): az prints the key's `attestation` object.
+    att = az.kv("key", "get-attestation", "--name", ec)
+    assert isinstance(att, dict) and att.get("privateKeyAttestation") and att.get("certificatePemFile"), att
+
     blob = tmp_path / "rsa.backup"
     az.kv("key", "backup", "--name", rsa, "--file", blob)
     assert blob.stat().st_size > 100
