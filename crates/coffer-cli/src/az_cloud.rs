@@ -139,7 +139,6 @@ pub fn run(args: AzCloudArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
 
     fn creds(url: &str) -> Credentials {
