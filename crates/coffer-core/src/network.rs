@@ -150,8 +150,9 @@ impl NetworkAcls {
     /// The client address of a request from `peer` carrying the `X-Forwarded-For` header lines `forwarded_for`,
     /// in the order they arrived. The lines form one list (as RFC 9110 combines repeated fields): a proxy that
     /// adds a line of its own instead of extending the client's counts the same as one that extends it. Walking
-    /// from the right, trusted proxies are skipped and the first other hop is the client; a hop that does not
-    /// parse (or a line that was not text, passed as an empty string) stops the walk at the last believable hop.
+    /// from the right, trusted proxies are skipped and the first other hop is the client. A hop that does not parse
+    /// before the client is found makes the client unknown: the unspecified address (`0.0.0.0`), which no rule,
+    /// private range or principal network admits, never the trusted proxy's own address.
     pub fn client_address(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
         let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
         if !trusted(peer) {
@@ -160,8 +161,9 @@ impl NetworkAcls {
         let mut client = peer;
         for hop in forwarded_for.iter().rev().flat_map(|line| line.rsplit(',')) {
             let Some(ip) = parse_hop(hop) else {
-                // Garbage in the header: judge by the last address we could believe.
-                return client;
+                // Garbage where the client should be: fail closed (a proxy's private address would pass rules meant
+                // for the proxy, and skip the public-access switch).
+                return IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
             };
             client = ip;
             if !trusted(ip) {
@@ -346,11 +348,21 @@ mod tests {
             a.client_address(ip("127.0.0.5"), &["10.3.3.3", "10.2.2.2"]),
             ip("10.3.3.3")
         );
-        // An unreadable line (passed as "") or garbage stops at the last believable hop.
-        assert_eq!(a.client_address(ip("127.0.0.5"), &["203.0.113.9", ""]), ip("127.0.0.5"));
+        // Garbage where the client should be makes it unknown (0.0.0.0), never a trusted proxy's own address.
+        assert_eq!(a.client_address(ip("127.0.0.5"), &["203.0.113.9", ""]), ip("0.0.0.0"));
         assert_eq!(
             a.client_address(ip("127.0.0.5"), &["203.0.113.9", "junk, 10.1.1.1"]),
-            ip("10.1.1.1")
+            ip("0.0.0.0")
+        );
+        assert_eq!(a.client_address(ip("127.0.0.5"), &["\u{fffd}"]), ip("0.0.0.0"));
+        // A hop a proxy appended after the client's garbage is the client.
+        assert_eq!(
+            a.client_address(ip("127.0.0.5"), &["\u{fffd}, 203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        assert!(
+            !a.allows(ip("0.0.0.0")) || !a.public_disabled(),
+            "unknown is not private"
         );
     }
 

@@ -356,13 +356,15 @@ async fn handle(app: &AppState, parts: &Parts, body: Body, info: &mut RequestInf
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     let acls = app.hsm.network_acls();
-    // Every X-Forwarded-For line, in order (a line that is not visible ASCII counts as garbage: "").
-    let forwarded: Vec<&str> = parts
+    // Every X-Forwarded-For line, in order. Bytes that are not text are kept as replacement characters, so a hop a
+    // proxy appended after a client's garbage still parses, and the garbage itself fails closed.
+    let forwarded: Vec<std::borrow::Cow<'_, str>> = parts
         .headers
         .get_all("x-forwarded-for")
         .iter()
-        .map(|v| v.to_str().unwrap_or(""))
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
         .collect();
+    let forwarded: Vec<&str> = forwarded.iter().map(AsRef::as_ref).collect();
     let client_ip = peer.map(|p| acls.client_address(p, &forwarded));
     info.client_ip = client_ip;
     let address_ok = client_ip.is_some_and(|ip| acls.allows(ip));

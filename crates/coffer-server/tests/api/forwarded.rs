@@ -68,7 +68,7 @@ async fn every_forwarded_for_line_counts_and_the_right_most_untrusted_hop_is_the
         .await,
         200
     );
-    // Garbage in the right-most line: judged by the last believable hop (the proxy itself, not admitted).
+    // Garbage in the right-most line: the client is unknown (0.0.0.0), not admitted.
     assert_eq!(
         get_with_lines(&proxy, &s, &token, &["192.168.7.7", "not-an-ip"]).await,
         403
@@ -81,4 +81,48 @@ async fn every_forwarded_for_line_counts_and_the_right_most_untrusted_hop_is_the
             .any(|r| r["callerIpAddress"] == "203.0.113.7" && r["properties"]["httpStatusCode"] == 403),
         "no refusal recorded for 203.0.113.7"
     );
+}
+
+/// A client that sends bytes that are not text (or any garbage) in `X-Forwarded-For` must not be judged as the
+/// trusted proxy itself, whose address the rules may admit: it is unknown (0.0.0.0) and refused. A hop the proxy
+/// appended after the garbage is still the client.
+#[tokio::test]
+async fn garbage_in_forwarded_for_never_passes_as_the_proxy() {
+    let s = TestServer::builder()
+        .configure(|c| {
+            c.network.trusted_proxies = vec!["127.0.0.4".into()];
+            c.network.default_action = "Deny".into();
+            // the admin client and the proxy's own address are admitted; 203.0.113.7 is not
+            c.network.ip_rules = vec!["127.0.0.1".into(), "127.0.0.4".into()];
+        })
+        .start()
+        .await
+        .unwrap();
+    let token = s.token().await.unwrap();
+    let proxy = client_from(&s, "127.0.0.4");
+    let send = |value: &'static [u8]| {
+        let req = proxy.get(format!("{}/keys?{V}", s.url())).bearer_auth(&token).header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+        );
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(send(b"\xff").await, 403, "a non-text line is not the proxy's address");
+    assert_eq!(send(b"not-an-ip").await, 403);
+    assert_eq!(
+        send(b"\xff, 203.0.113.7").await,
+        403,
+        "the appended hop is the client (refused)"
+    );
+    assert_eq!(
+        send(b"\xff, 127.0.0.1").await,
+        200,
+        "the appended hop is the client (admitted)"
+    );
+    let recs: Vec<Value> = s.audit_records().unwrap();
+    assert!(
+        recs.iter().any(|r| r["callerIpAddress"] == "0.0.0.0"),
+        "the audit record shows the unknown client"
+    );
+    s.stop().await.unwrap();
 }
