@@ -148,6 +148,8 @@ impl Hsm {
     ) -> Result<Vec<Network>, Error> {
         self.authorize(caller, DataAction::IdentitiesWrite, &Scope::Root)
             .await?;
+        self.check_may_act_as(caller, object_id, "restrict this principal's networks")
+            .await?;
         let parsed = networks
             .iter()
             .map(|n| Network::parse(n))

@@ -41,9 +41,18 @@ fn check_display_name(name: &str) -> Result<String, Error> {
 impl Hsm {
     /// A credential lets whoever holds it act as the principal: the caller must hold every protected right the
     /// principal holds (itself or through its groups).
-    fn check_may_act_as(&self, caller: &Principal, object_id: &str, what: &str) -> Result<(), Error> {
-        let view = self.view();
-        let conferred = escalation::held_by(&view, &escalation::with_groups(&view, object_id), self.clock.now());
+    /// Also guards removals (deleting the principal or a credential, restricting its networks): whoever could not
+    /// have granted a principal's rights cannot take them away either (an Identity Administrator cannot lock the
+    /// Administrators out).
+    pub(crate) async fn check_may_act_as(&self, caller: &Principal, object_id: &str, what: &str) -> Result<(), Error> {
+        let ids = escalation::with_groups(&self.view(), object_id);
+        let conferred = self.held_or_eligible(&ids).await?;
+        self.check_no_escalation(caller, &conferred, what)
+    }
+
+    /// Whoever changes a group's membership (or deletes it) must hold what the group's roles and eligibilities grant.
+    async fn check_may_change_group(&self, caller: &Principal, group_id: &str, what: &str) -> Result<(), Error> {
+        let conferred = self.held_or_eligible(&[group_id.to_string()]).await?;
         self.check_no_escalation(caller, &conferred, what)
     }
 
@@ -99,6 +108,8 @@ impl Hsm {
         if caller.object_id.eq_ignore_ascii_case(object_id) {
             return Err(Error::BadParameter("A principal cannot delete itself.".into()));
         }
+        self.check_may_act_as(caller, object_id, "delete this principal")
+            .await?;
         if !self.store.delete_principal(object_id).await? {
             return Err(principal_not_found(object_id));
         }
@@ -110,7 +121,8 @@ impl Hsm {
     pub async fn add_client_secret(&self, caller: &Principal, object_id: &str) -> Result<(String, SecretBytes), Error> {
         self.authorize(caller, DataAction::IdentitiesWrite, &Scope::Root)
             .await?;
-        self.check_may_act_as(caller, object_id, "add a credential to this principal")?;
+        self.check_may_act_as(caller, object_id, "add a credential to this principal")
+            .await?;
         let secret = new_client_secret()?;
         let rec = ClientSecretRecord {
             id: new_uuid()?,
@@ -132,6 +144,8 @@ impl Hsm {
         secret_id: &str,
     ) -> Result<(), Error> {
         self.authorize(caller, DataAction::IdentitiesWrite, &Scope::Root)
+            .await?;
+        self.check_may_act_as(caller, object_id, "delete a credential of this principal")
             .await?;
         if !self.store.delete_secret(object_id, secret_id).await? {
             return Err(Error::NotFound {
@@ -155,7 +169,8 @@ impl Hsm {
             .ok_or_else(|| Error::BadParameter("no certificate in PEM".into()))?;
         coffer_crypto::x509::check_client_certificate(&der)
             .map_err(|e| Error::BadParameter(format!("certificate not usable as a credential: {e}")))?;
-        self.check_may_act_as(caller, object_id, "add a credential to this principal")?;
+        self.check_may_act_as(caller, object_id, "add a credential to this principal")
+            .await?;
         if !self.store.add_certificate(object_id, &der).await? {
             return Err(principal_not_found(object_id));
         }
@@ -196,6 +211,8 @@ impl Hsm {
     pub async fn delete_group(&self, caller: &Principal, group_id: &str) -> Result<(), Error> {
         self.authorize(caller, DataAction::IdentitiesWrite, &Scope::Root)
             .await?;
+        self.check_may_change_group(caller, group_id, "delete this group")
+            .await?;
         if !self.store.delete_group(group_id).await? {
             return Err(group_not_found(group_id));
         }
@@ -210,9 +227,8 @@ impl Hsm {
             return Err(principal_not_found(member_id));
         }
         let now = self.clock.now();
-        let view = self.view();
-        let conferred = escalation::held_by(&view, &[group_id.to_string()], now);
-        self.check_no_escalation(caller, &conferred, "add a member to this group")?;
+        self.check_may_change_group(caller, group_id, "add a member to this group")
+            .await?;
         self.separation_of_duties_for_membership(group_id, member_id, now)?;
         if !self.store.add_group_member(group_id, member_id).await? {
             return Err(group_not_found(group_id));
@@ -223,6 +239,8 @@ impl Hsm {
     /// Removes a principal from a group.
     pub async fn remove_group_member(&self, caller: &Principal, group_id: &str, member_id: &str) -> Result<(), Error> {
         self.authorize(caller, DataAction::IdentitiesWrite, &Scope::Root)
+            .await?;
+        self.check_may_change_group(caller, group_id, "remove a member of this group")
             .await?;
         if !self.store.remove_group_member(group_id, member_id).await? {
             return Err(Error::NotFound {

@@ -44,11 +44,12 @@ impl Hsm {
         }
         let role = role_definition_guid(role_definition_id);
         self.check_assignable(&role, role_definition_id, scope).await?;
-        if let Some(def) = crate::rbac::escalation::role_in(&self.view(), &role) {
-            // Eligibility can be activated again and again: it confers the role without end.
-            let conferred = crate::rbac::escalation::conferred_by_role(&def, scope, None);
-            self.check_no_escalation(caller, &conferred, "make a principal eligible for this role")?;
-        }
+        // Eligibility can be activated again and again: it confers the role without end. Fail closed on a role the
+        // view does not know.
+        let def = crate::rbac::escalation::role_in(&self.view(), &role)
+            .ok_or_else(|| Error::Corrupt(format!("role {role} is in the store but not in the view")))?;
+        let conferred = crate::rbac::escalation::conferred_by_role(&def, scope, None);
+        self.check_no_escalation(caller, &conferred, "make a principal eligible for this role")?;
         let e = EligibleAssignment {
             name,
             scope: scope.clone(),

@@ -94,10 +94,11 @@ impl Hsm {
         }
         let role = role_definition_guid(role_definition_id);
         let custom = self.check_assignable(&role, role_definition_id, scope).await?;
-        if let Some(def) = escalation::role_in(&self.view(), &role) {
-            let conferred = escalation::conferred_by_role(&def, scope, options.expires);
-            self.check_no_escalation(caller, &conferred, "assign this role")?;
-        }
+        // Fail closed: a role the store knows but the view does not (yet) confers everything.
+        let def = escalation::role_in(&self.view(), &role)
+            .ok_or_else(|| Error::Corrupt(format!("role {role} is in the store but not in the view")))?;
+        let conferred = escalation::conferred_by_role(&def, scope, options.expires);
+        self.check_no_escalation(caller, &conferred, "assign this role")?;
         let warnings = self.separation_of_duties(principal_id, &role, now).await?;
         let assignment = RoleAssignment {
             name,

@@ -138,12 +138,33 @@ impl Hsm {
             permissions: req.permissions,
             assignable_scopes,
         };
-        // Whoever holds the role gets what it grants at its assignable scopes: the writer must hold all of it.
-        let conferred: Vec<_> = def
+        // Whoever holds the role gets what it grants wherever it is (or may be) assigned: at its new assignable
+        // scopes, and at the scopes of its existing assignments and eligibilities (which a narrower definition does
+        // not remove). The writer must hold all of it there.
+        let mut scopes: Vec<Scope> = def
             .assignable_scopes
             .iter()
             .filter_map(|s| Scope::parse(s).ok())
-            .flat_map(|s| crate::rbac::escalation::conferred_by_role(&def, &s, None))
+            .collect();
+        let view = self.view();
+        scopes.extend(
+            view.assignments
+                .values()
+                .flat_map(|g| g.broad.iter().chain(g.by_key.values().flatten()))
+                .filter(|a| a.role_definition_id.eq_ignore_ascii_case(&def.id))
+                .map(|a| a.scope.clone()),
+        );
+        scopes.extend(
+            self.store
+                .list_eligible()
+                .await?
+                .into_iter()
+                .filter(|e| e.role_definition_id.eq_ignore_ascii_case(&def.id))
+                .map(|e| e.scope),
+        );
+        let conferred: Vec<_> = scopes
+            .iter()
+            .flat_map(|s| crate::rbac::escalation::conferred_by_role(&def, s, None))
             .collect();
         self.check_no_escalation(caller, &conferred, "write this role definition")?;
         self.store

@@ -73,6 +73,17 @@ pub fn held_by(view: &View, ids: &[String], now: i64) -> Vec<Conferred> {
     out
 }
 
+/// The protected rights eligible (just-in-time) assignments let the assignees `ids` take: without end, since an
+/// eligibility can be activated again and again.
+pub fn eligible_for(view: &View, eligible: &[crate::rbac::EligibleAssignment], ids: &[String]) -> Vec<Conferred> {
+    eligible
+        .iter()
+        .filter(|e| ids.iter().any(|id| id.eq_ignore_ascii_case(&e.principal_id)))
+        .filter_map(|e| role_in(view, &e.role_definition_id).map(|r| conferred_by_role(&r, &e.scope, None)))
+        .flatten()
+        .collect()
+}
+
 /// A principal's object id and the groups it belongs to, as assignments name them.
 pub fn with_groups(view: &View, object_id: &str) -> Vec<String> {
     let mut groups = view.groups_of(object_id);
@@ -85,6 +96,15 @@ pub fn with_groups(view: &View, object_id: &str) -> Vec<String> {
 }
 
 impl Hsm {
+    /// Everything `ids` hold or may activate: active assignments and eligibilities.
+    pub(crate) async fn held_or_eligible(&self, ids: &[String]) -> Result<Vec<Conferred>, Error> {
+        let view = self.view();
+        let mut all = held_by(&view, ids, self.clock.now());
+        let eligible = self.store.list_eligible().await?;
+        all.extend(eligible_for(&view, &eligible, ids));
+        Ok(all)
+    }
+
     /// Refuses (403) unless `caller` holds every right in `conferred`, at its scope, for at least as long.
     pub(crate) fn check_no_escalation(
         &self,

@@ -320,3 +320,108 @@ async fn separation_of_duties_counts_roles_held_through_groups() {
     assert_eq!(st, 400, "a role given to a group conflicts for its members: {b}");
     s.stop().await.unwrap();
 }
+
+/// Review findings: eligibility counts as holding (an Identity Administrator cannot join, or take over, someone
+/// eligible for Administrator and activate it), removals are guarded like grants (no locking the Administrators
+/// out), and narrowing a custom role's assignable scopes cannot widen what its existing assignments grant.
+#[tokio::test]
+async fn eligibility_removals_and_existing_assignments_count() {
+    let s = TestServer::builder().start().await.unwrap();
+    let boot = s.token().await.unwrap();
+    let ia = holder(&s, "identity-admin", IDENTITY_ADMIN).await;
+    // A group and a principal eligible (just in time) for Administrator.
+    let standby = group(&s, "standby-admins").await;
+    let p = s.new_principal("standby").await.unwrap();
+    for who in [&standby, &p.object_id] {
+        let (st, b) = s
+            .call_as(
+                &boot,
+                Method::POST,
+                &format!("/coffer/v1/eligible-assignments?{V}"),
+                Some(json!({"scope":"/","roleDefinitionId": ADMIN,"principalId": who,"maxDurationSeconds": 3600})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(st, 201, "{b}");
+    }
+    let (st, b) = add_member_as(&s, &ia.token, &standby, &ia.object_id).await;
+    assert_eq!(st, 403, "joining a group eligible for Administrator: {b}");
+    let (st, b) = add_secret_as(&s, &ia.token, &p.object_id).await;
+    assert_eq!(st, 403, "a credential for a principal eligible for Administrator: {b}");
+
+    // Removals: not the bootstrap Administrator, not its credentials, not the Administrators' group's members.
+    let bootstrap = s.cred("object_id");
+    let (st, b) = s
+        .call_as(
+            &ia.token,
+            Method::DELETE,
+            &format!("/coffer/v1/principals/{bootstrap}?{V}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 403, "deleting the bootstrap Administrator: {b}");
+    let admins = group(&s, "admins").await;
+    s.assign(ADMIN, "/", &admins).await.unwrap();
+    let member = s.new_principal("admin-member").await.unwrap();
+    let (st, _) = add_member_as(&s, &boot, &admins, &member.object_id).await;
+    assert!(ok(st));
+    let (st, b) = s
+        .call_as(
+            &ia.token,
+            Method::DELETE,
+            &format!("/coffer/v1/groups/{admins}/members/{}?{V}", member.object_id),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 403, "removing an Administrator from the Administrators' group: {b}");
+    let (st, b) = s
+        .call_as(
+            &ia.token,
+            Method::DELETE,
+            &format!("/coffer/v1/groups/{admins}?{V}"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 403, "deleting the Administrators' group: {b}");
+    // A key-only application is still the Identity Administrator's to manage.
+    let app = holder(&s, "app", CRYPTO_USER).await;
+    let (st, b) = s
+        .call_as(
+            &ia.token,
+            Method::DELETE,
+            &format!("/coffer/v1/principals/{}?{V}", app.object_id),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(ok(st), "{st} {b}");
+
+    // X: Administrator at /keys only, and a custom role R (role-definition reads) at /. Rewriting R, through the
+    // /keys scope, to grant the security-domain download "only at /keys" would grant it at / through the existing
+    // assignment.
+    let r = coffer_testkit::uuid_like();
+    let (st, b) = write_role_as(&s, &boot, &r, &[RD_READ]).await;
+    assert_eq!(st, 201, "{b}");
+    let x = s.new_principal("x").await.unwrap();
+    s.assign(&r, "/", &x.object_id).await.unwrap();
+    s.assign(ADMIN, "/keys", &x.object_id).await.unwrap();
+    let body = json!({"properties":{"roleName": format!("custom-{r}"),
+        "permissions":[{"dataActions": [RD_READ, SD_DOWNLOAD]}], "assignableScopes":["/keys"]}});
+    let (st, b) = s
+        .call_as(
+            &x.token,
+            Method::PUT,
+            &format!("/keys/providers/Microsoft.Authorization/roleDefinitions/{r}?{V}"),
+            Some(body),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        st, 403,
+        "narrowing the scopes widened the existing assignment at /: {b}"
+    );
+    s.stop().await.unwrap();
+}
