@@ -56,6 +56,16 @@ pub enum SdCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Offline: the hash a security-domain download proposal is known by (for these certificates and quorum). The
+    /// officers compare it with the one the exchange key's certificate names before they consent.
+    ProposalHash {
+        /// Wrapping certificates (PEM) of the proposed download.
+        #[arg(long, num_args = 3..=10, required = true)]
+        certs: Vec<PathBuf>,
+        /// The proposed quorum.
+        #[arg(long)]
+        quorum: u8,
+    },
     /// Offline: decrypt a quorum of shares with the officers' private keys and wrap the domain for the exchange key.
     RestoreBlob {
         /// The security-domain file.
@@ -179,6 +189,18 @@ pub async fn run(cmd: SdCommand) -> anyhow::Result<()> {
             let der = STANDARD.decode(jwk["x5c"][0].as_str().context("transfer key without x5c")?)?;
             std::fs::write(&out, cert_pem(&der))?;
             eprintln!("wrote the exchange certificate to {}", out.display());
+            let subject = coffer_crypto::x509::subject(&der).unwrap_or_default();
+            // On an active instance the subject names the pending download proposal (coffer sd proposal-hash).
+            println!("{subject}");
+            Ok(())
+        }
+        SdCommand::ProposalHash { certs, quorum } => {
+            let mut ders = Vec::new();
+            for c in &certs {
+                let pem = std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
+                ders.push(pem_der(&pem)?);
+            }
+            println!("{}", coffer_core::ops::sd_custody::proposal_hash(&ders, quorum));
             Ok(())
         }
         SdCommand::RestoreBlob {

@@ -207,3 +207,10 @@ pub(crate) fn unix_now() -> Result<u64, Error> {
         .map(|d| d.as_secs())
         .map_err(|_| Error::Unspecified)
 }
+
+/// The subject of a certificate (DER), as text (`CN=…`).
+pub fn subject(der: &[u8]) -> Result<String, Error> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|_| Error::InvalidParameter("not an X.509 certificate"))?;
+    Ok(cert.subject().to_string())
+}

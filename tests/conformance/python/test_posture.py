@@ -72,9 +72,16 @@ def test_default_dev_instance_fails_what_it_should_and_passes_after_the_remedies
     # The security domain: three officers, quorum 2; the dev wrapping keys leave the machine.
     officers = tmp_path / "officers"
     run_coffer("sd", "keys", "--count", 3, "--out", officers, "--bits", 2048)
-    # (the instance is active: a quorum of the current officers, here the dev keys, proves consent to the download)
+    # (the instance is active: the download is proposed, then a quorum of the current officers, here the dev keys,
+    # consents to that very download)
     dev = srv.data_dir / "dev-security-domain"
-    run_coffer("sd", "exchange-key", "--creds", creds, "--out", tmp_path / "exchange.cer")
+    certs = [officers / f"officer{i}.cer" for i in (1, 2, 3)]
+    refused = run_coffer("sd", "download", "--creds", creds, "--certs", *certs, "--quorum", 2,
+                         "--out", tmp_path / "refused.json", ok=False)
+    assert "quorum" in refused.stderr, refused.stderr
+    proposal = run_coffer("sd", "proposal-hash", "--certs", *certs, "--quorum", 2).stdout.strip()
+    subject = run_coffer("sd", "exchange-key", "--creds", creds, "--out", tmp_path / "exchange.cer").stdout
+    assert proposal[:32] in subject, (proposal, subject)
     run_coffer("sd", "restore-blob", "--sd-file", dev / "security-domain.json", "--keys", dev / "officer1.pem",
                dev / "officer2.pem", "--exchange-cert", tmp_path / "exchange.cer", "--out", tmp_path / "proof.json")
     run_coffer("sd", "download", "--creds", creds, "--certs", *[officers / f"officer{i}.cer" for i in (1, 2, 3)],

@@ -307,11 +307,12 @@ def test_recovery_from_a_pair_of_officers(pair, uploader, original, officers, ma
 
 def test_upload_to_an_active_instance_is_refused(original, officers, tmp_path):
     """The original (active since its download): an upload gets 409 with the Azure error body; its keys are untouched.
-    (Its "transfer key" is the exchange key for a quorum proof of a new download: docs/SECURITY-DOMAIN.md.)"""
+    (Its "transfer key" exists only while a new download waits for the officers' consent: docs/SECURITY-DOMAIN.md.)"""
     srv = original.server
     client = sd_client(srv)
-    tk = json.loads(client.get_transfer_key()["transfer_key"])
-    assert tk["x5c"], tk
+    with pytest.raises(HttpResponseError) as ei:
+        client.get_transfer_key()
+    assert ei.value.status_code == 409, f"transfer key of an active instance with nothing pending: {ei.value.status_code}"
 
     blob = tmp_path / "blob.json"
     make_blob(original.sd_file, officers, ["officer1", "officer2"], officers / "stranger1.cer", blob)

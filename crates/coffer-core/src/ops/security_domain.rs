@@ -107,9 +107,9 @@ impl Hsm {
         for c in certificates {
             sd::check_wrapping_certificate(c).map_err(sd_error)?;
         }
-        self.check_quorum_proof(quorum_proof).await?;
-        let payload = self.payload()?;
         let quorum = u8::try_from(quorum).map_err(|_| Error::BadParameter("invalid quorum".into()))?;
+        self.check_quorum_proof(quorum_proof, certificates, quorum).await?;
+        let payload = self.payload()?;
         let file = sd::build_security_domain(&[(TAG, payload.as_slice())], certificates, quorum).map_err(sd_error)?;
         let now = self.clock.now();
         self.store.record_download(now).await?;

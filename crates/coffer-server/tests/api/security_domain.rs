@@ -199,8 +199,39 @@ async fn a_provisioned_instance_serves_nothing_but_activation_until_downloaded()
             .collect();
         sd::make_restore_blob(&sd::recover_items(file, &ks).unwrap(), exchange).unwrap()
     };
+    // The refused request is now the pending proposal; its exchange certificate names the proposal's hash, which
+    // the officers compute from the certificates and quorum they agreed to.
     let exchange = exchange_cert(&s).await;
+    let ders2: Vec<Vec<u8>> = o2.iter().map(|x| x.cert_der.clone()).collect();
+    let hash = coffer_core::ops::sd_custody::proposal_hash(&ders2, 3);
+    assert!(
+        coffer_crypto::x509::subject(&exchange).unwrap().contains(&hash[..32]),
+        "the exchange certificate names the proposal"
+    );
     let proof = proof_for(&exchange, text, &[&o[0], &o[1]]);
+    // The proof approves these certificates and this quorum only.
+    let o3 = officers(3);
+    let (st, b) = s
+        .call(
+            Method::POST,
+            &format!("/securitydomain/download?{V}"),
+            Some(
+                json!({"certificates": o3.iter().map(|x| jwk(&x.cert_der)).collect::<Vec<_>>(), "required": 2,
+                        "quorumProof": proof}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 403, "a proof for other certificates: {b}");
+    let (st, b) = s
+        .call(
+            Method::POST,
+            &format!("/securitydomain/download?{V}"),
+            Some(json!({"certificates": certs2, "required": 2, "quorumProof": proof})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 403, "a proof for another quorum: {b}");
     let (st, again) = s
         .call(
             Method::POST,
@@ -220,10 +251,25 @@ async fn a_provisioned_instance_serves_nothing_but_activation_until_downloaded()
         .await
         .unwrap();
     assert_eq!(st, 403, "a replayed proof: {b}");
+    let (st, _) = s
+        .call(Method::GET, &format!("/securitydomain/upload?{V}"), None)
+        .await
+        .unwrap();
+    assert_eq!(st, 409, "no proposal pending once it is spent");
+    // A new proposal gets a new exchange key.
+    let (st, _) = s
+        .call(
+            Method::POST,
+            &format!("/securitydomain/download?{V}"),
+            Some(json!({"certificates": certs2, "required": 3})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(st, 403);
     assert_ne!(
         exchange_cert(&s).await,
         exchange,
-        "a new exchange key for the next proof"
+        "a new exchange key for the new proposal"
     );
     // A proof made from another instance's security domain (here: the dev domain of a stranger) is refused.
     let stranger = TestServer::builder().start().await.unwrap();
