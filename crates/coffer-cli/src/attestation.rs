@@ -67,8 +67,16 @@ pub fn verify(file: &Path, root_sha256: Option<&str>) -> anyhow::Result<Value> {
             bail!("publicKeyAttestation is about another key");
         }
     }
+    if root_sha256.is_none() {
+        eprintln!(
+            "warning: no --root-sha256: the signature was checked against the certificate in the same file, so this \
+             proves nothing about who made it; pin the instance's attestation certificate ({hex_fingerprint})"
+        );
+    }
     Ok(json!({
-        "verified": true,
+        // Verified means: signed by the pinned certificate. Without a pin only the signature's consistency is known.
+        "verified": root_sha256.is_some(),
+        "signatureValid": true,
         "kid": kid,
         "origin": claims["origin"],
         "generatedInHsm": claims["generatedInHsm"],

@@ -825,9 +825,12 @@ async fn key_attestation_verifies_offline_and_tells_generated_from_imported() {
     assert_eq!(first["generatedInHsm"], true);
     assert_eq!(first["exportable"], false);
     assert_eq!(first["certificatePinned"], false);
+    assert_eq!(first["verified"], false, "not verified without a pinned certificate");
+    assert_eq!(first["signatureValid"], true);
     let pin = first["certificateSha256"].as_str().unwrap().to_string();
     let pinned = ok(&creds, &["key", "verify-attestation", "-f", f, "--root-sha256", &pin]);
     assert_eq!(pinned["certificatePinned"], true);
+    assert_eq!(pinned["verified"], true);
     let wrong_pin = coffer(
         &creds,
         &["key", "verify-attestation", "-f", f, "--root-sha256", &"0".repeat(64)],

@@ -31,14 +31,20 @@ fn int_claim(claims: &Value, name: &str) -> Option<i64> {
 
 /// Checks the claims of a verified assertion against the replay rules; the reason for a refusal (logged, never sent
 /// to the client).
-pub fn check(claims: &Value) -> Result<AssertionId, &'static str> {
+pub fn check(claims: &Value, now: i64) -> Result<AssertionId, &'static str> {
     let iat = int_claim(claims, "iat").ok_or("the assertion has no iat")?;
     let exp = int_claim(claims, "exp").ok_or("the assertion has no exp")?;
+    let leeway = i64::try_from(coffer_crypto::jwt::CLIENT_ASSERTION_LEEWAY).unwrap_or(i64::MAX);
     if exp < iat {
         return Err("the assertion expires before it was issued");
     }
-    if exp - iat > MAX_LIFETIME_SECS {
+    if exp.checked_sub(iat).is_none_or(|l| l > MAX_LIFETIME_SECS) {
         return Err("the assertion lives longer than 10 minutes");
+    }
+    // Issued in the future (a long-lived assertion dressed up as a short one, whose jti would also be remembered
+    // for as long).
+    if iat > now.saturating_add(leeway) || exp > now.saturating_add(MAX_LIFETIME_SECS).saturating_add(leeway) {
+        return Err("the assertion was issued in the future");
     }
     let jti = claims
         .get("jti")
@@ -48,7 +54,6 @@ pub fn check(claims: &Value) -> Result<AssertionId, &'static str> {
     if jti.len() > MAX_JTI_LEN {
         return Err("the assertion's jti is too long");
     }
-    let leeway = i64::try_from(coffer_crypto::jwt::CLIENT_ASSERTION_LEEWAY).unwrap_or(i64::MAX);
     Ok(AssertionId {
         jti: jti.to_string(),
         remember_until: exp.saturating_add(leeway),
@@ -62,7 +67,7 @@ mod tests {
 
     #[test]
     fn iat_exp_lifetime_and_jti_are_required() {
-        let ok = check(&json!({"iat": 1000, "exp": 1600, "jti": "a"})).unwrap();
+        let ok = check(&json!({"iat": 1000, "exp": 1600, "jti": "a"}), 1000).unwrap();
         assert_eq!(ok.jti, "a");
         assert_eq!(ok.remember_until, 1600 + 300);
         for bad in [
@@ -75,8 +80,12 @@ mod tests {
             json!({"iat": 1000, "exp": 1600, "jti": 7}),
             json!({"iat": "1000", "exp": 1600, "jti": "a"}),
             json!({"iat": 1000, "exp": 1600, "jti": "x".repeat(257)}),
+            // issued a year ahead, ten minutes long
+            json!({"iat": 1000 + 31_536_000, "exp": 1600 + 31_536_000, "jti": "a"}),
+            // a huge negative iat must not overflow
+            json!({"iat": -9.0e18, "exp": 1600, "jti": "a"}),
         ] {
-            assert!(check(&bad).is_err(), "{bad}");
+            assert!(check(&bad, 1000).is_err(), "{bad}");
         }
     }
 }

@@ -232,7 +232,7 @@ impl Hsm {
                 return Err(Error::InvalidClient("The client assertion is invalid.".into()));
             };
             // Replay rules: iat and exp, at most 10 minutes, each jti once (remembered in the store).
-            let assertion_id = crate::assertion::check(&claims).map_err(|reason| {
+            let assertion_id = crate::assertion::check(&claims, self.clock.now()).map_err(|reason| {
                 tracing::info!(client_id, reason, "token refused: client assertion rejected");
                 Error::InvalidClient("The client assertion is invalid.".into())
             })?;
