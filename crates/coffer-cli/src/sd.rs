@@ -1,6 +1,7 @@
 //! `coffer sd …`: the security-domain officer tools, so no Azure tooling is needed. Files are those of the Azure
 //! CLI: wrapping keys as `NAME.pem` (PKCS#8 private key) next to `NAME.cer` (certificate), the security-domain
 //! file, the exchange certificate and the restore blob.
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -191,7 +192,7 @@ pub async fn run(cmd: SdCommand) -> anyhow::Result<()> {
             eprintln!("wrote the exchange certificate to {}", out.display());
             let subject = coffer_crypto::x509::subject(&der).unwrap_or_default();
             // On an active instance the subject names the pending download proposal (coffer sd proposal-hash).
-            println!("{subject}");
+            writeln!(std::io::stdout().lock(), "{subject}")?;
             Ok(())
         }
         SdCommand::ProposalHash { certs, quorum } => {
@@ -200,7 +201,8 @@ pub async fn run(cmd: SdCommand) -> anyhow::Result<()> {
                 let pem = std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
                 ders.push(pem_der(&pem)?);
             }
-            println!("{}", coffer_core::ops::sd_custody::proposal_hash(&ders, quorum));
+            let hash = coffer_core::ops::sd_custody::proposal_hash(&ders, quorum);
+            writeln!(std::io::stdout().lock(), "{hash}")?;
             Ok(())
         }
         SdCommand::RestoreBlob {
