@@ -249,11 +249,19 @@ impl BlobBackupStorage {
             .await?;
         let status = resp.status();
         if status == StatusCode::OK {
-            return resp
-                .bytes()
-                .await
-                .map(|b| b.to_vec())
-                .map_err(|e| unreachable_error(place, e));
+            // A destination chosen by the caller could serve an endless body: read at most MAX_FILE_BYTES.
+            if resp.content_length().is_some_and(|l| l > MAX_FILE_BYTES) {
+                return Err(too_large(place));
+            }
+            let mut resp = resp;
+            let mut data = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| unreachable_error(place, e))? {
+                if (data.len() as u64).saturating_add(chunk.len() as u64) > MAX_FILE_BYTES {
+                    return Err(too_large(place));
+                }
+                data.extend_from_slice(&chunk);
+            }
+            return Ok(data);
         }
         let code = error_code(&resp);
         Err(match status {
@@ -380,18 +388,38 @@ fn write_file(path: &Path, roots: &[PathBuf], data: &[u8]) -> Result<(), Error> 
     result
 }
 
+/// The largest backup file read back (a full backup's state of 100,000 keys is a few hundred MB).
+const MAX_FILE_BYTES: u64 = 2 << 30;
+
+fn too_large(place: &str) -> Error {
+    tracing::warn!(place, "backup file larger than {MAX_FILE_BYTES} bytes refused");
+    Error::BadParameter("The backup file is larger than a backup file may be.".into())
+}
+
 fn read_file(path: &Path, roots: &[PathBuf]) -> Result<Vec<u8>, Error> {
     if let Some(dir) = path.parent() {
         check_real_path(dir, roots)?;
     }
-    // The file itself must not be a symbolic link (it could point anywhere).
+    // The file itself must not be a symbolic link (it could point anywhere), nor anything but a regular file (a
+    // FIFO would block the job; O_NONBLOCK keeps the open from waiting for a writer), nor larger than we read.
     let read = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+        .custom_flags(
+            (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK)
+                .bits()
+                .cast_signed(),
+        )
         .open(path)
-        .and_then(|mut f| {
+        .and_then(|f| {
+            let meta = f.metadata()?;
+            if !meta.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            if meta.len() > MAX_FILE_BYTES {
+                return Err(std::io::Error::other("larger than a backup file may be"));
+            }
             let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut f, &mut data).map(|_| data)
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_FILE_BYTES), &mut data).map(|_| data)
         });
     match read {
         Ok(data) => Ok(data),

@@ -148,3 +148,25 @@ async fn a_full_restore_keeps_later_keys_recoverable_and_later_revocations_in_fo
     );
     s.stop().await.unwrap();
 }
+
+/// A restore reads only regular files of bounded size: a FIFO planted as `state.bin` inside an allowed root fails the
+/// job at once instead of blocking it (review finding).
+#[tokio::test]
+async fn a_restore_refuses_a_fifo_instead_of_waiting_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("mhsm-coffer-20260101000000");
+    std::fs::create_dir(&folder).unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(folder.join("state.bin"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let s = TestServer::builder().start().await.unwrap();
+    s.assign(RESTORE, "/", &s.cred("object_id")).await.unwrap();
+    let container = format!("file://{}", dir.path().display());
+    let done = restore(&s, &container, "mhsm-coffer-20260101000000", false).await;
+    assert_eq!(done["status"], "Failed", "{done}");
+    let (st, _) = call(&s, Method::GET, "/keys", None).await;
+    assert_eq!(st, 200, "the instance is not held by a stuck restore");
+    s.stop().await.unwrap();
+}
