@@ -1,9 +1,10 @@
 //! AES-192 key wrap (RFC 3394) and key wrap with padding (RFC 5649) through raw aws-lc-sys calls.
 //!
 //! aws-lc-rs's `key_wrap` module only offers AES-128 and AES-256 KEKs; AWS-LC itself supports every AES key size,
-//! so for a 192-bit KEK this module calls the same four C functions that aws-lc-rs wraps. It is the only place in
-//! Coffer with `unsafe` code. Every buffer size is checked in Rust before the call, so AWS-LC never writes past
-//! the end of an output buffer, and the expanded AES key schedule is wiped after use.
+//! so for a 192-bit KEK this module calls the same four C functions that aws-lc-rs wraps. With `rsa_pkcs1.rs` (raw
+//! RSA for implicit rejection) it is one of the two places in Coffer with `unsafe` code. Every buffer size is
+//! checked in Rust before the call, so AWS-LC never writes past the end of an output buffer, and the expanded AES
+//! key schedule is wiped after use.
 #![allow(unsafe_code)]
 
 use std::mem::MaybeUninit;

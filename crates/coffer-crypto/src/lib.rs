@@ -25,6 +25,7 @@ mod ec;
 mod kw192;
 mod pkcs8;
 mod rsa;
+mod rsa_pkcs1;
 
 pub use error::Error;
 pub use secret::SecretBytes;

@@ -6,8 +6,7 @@ use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::{
     KeyPairComponents, KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
-    OaepPublicEncryptingKey, Pkcs1PrivateDecryptingKey, Pkcs1PublicEncryptingKey, PrivateDecryptingKey,
-    PublicKeyComponents,
+    OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey, PrivateDecryptingKey, PublicKeyComponents,
 };
 use aws_lc_rs::signature::{self, KeyPair, RsaEncoding, RsaKeyPair, RsaParameters};
 
@@ -23,6 +22,8 @@ pub(crate) struct RsaKey {
     /// Public exponent, big-endian without leading zeros.
     e: Vec<u8>,
     bits: u32,
+    /// RSA1_5 decryption with implicit rejection, made on first use.
+    pkcs1: std::sync::OnceLock<crate::rsa_pkcs1::Pkcs1Decryptor>,
 }
 
 impl RsaKey {
@@ -81,6 +82,7 @@ impl RsaKey {
             n,
             e,
             bits,
+            pkcs1: std::sync::OnceLock::new(),
         })
     }
 
@@ -125,7 +127,9 @@ impl RsaKey {
         Ok(out)
     }
 
-    /// Decrypts with the private key. Every failure (length, padding) is `Error::DecryptFailed`.
+    /// Decrypts with the private key. Every OAEP failure (length, padding) is `Error::DecryptFailed`. RSA1_5 fails
+    /// only on a wrong length or a ciphertext not below the modulus (public facts): bad padding decrypts to a
+    /// synthetic message (implicit rejection, `rsa_pkcs1.rs`), so RSA1_5 is no padding oracle.
     pub(crate) fn decrypt(&self, alg: EncryptionAlgorithm, ciphertext: &[u8]) -> Result<SecretBytes, Error> {
         let oaep = oaep_algorithm(alg);
         if oaep.is_none() && alg != EncryptionAlgorithm::Rsa1_5 {
@@ -141,14 +145,18 @@ impl RsaKey {
                 .decrypt(oaep, ciphertext, out.expose_secret_mut(), None)
                 .map_err(|_| Error::DecryptFailed)?
                 .len(),
-            None => Pkcs1PrivateDecryptingKey::new(self.decrypting.clone())
-                .map_err(|_| Error::Unspecified)?
-                .decrypt(ciphertext, out.expose_secret_mut())
-                .map_err(|_| Error::DecryptFailed)?
-                .len(),
+            None => return self.pkcs1()?.decrypt(ciphertext),
         };
         let plaintext = out.expose_secret().get(..written).ok_or(Error::DecryptFailed)?;
         Ok(SecretBytes::new(plaintext.to_vec()))
+    }
+
+    fn pkcs1(&self) -> Result<&crate::rsa_pkcs1::Pkcs1Decryptor, Error> {
+        if let Some(d) = self.pkcs1.get() {
+            return Ok(d);
+        }
+        let d = crate::rsa_pkcs1::Pkcs1Decryptor::from_pkcs8(self.to_pkcs8()?.expose_secret())?;
+        Ok(self.pkcs1.get_or_init(|| d))
     }
 
     /// Signs a caller-computed digest (RS* = PKCS#1 v1.5, PS* = PSS with salt length = hash length).

@@ -21,6 +21,7 @@ mod issuers;
 mod keys;
 mod network;
 mod outbound;
+mod padding_oracle;
 mod policy;
 mod rbac_matrix;
 mod release;
