@@ -31,9 +31,8 @@ fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let key = PrivateKey::generate_rsa(2048).unwrap();
     let p = CipherParams::default();
-    let modulus = match key.public_key() {
-        coffer_crypto::keys::PublicKey::Rsa { n, .. } => n,
-        _ => unreachable!("an RSA key"),
+    let coffer_crypto::keys::PublicKey::Rsa { n: modulus, .. } = key.public_key() else {
+        unreachable!("an RSA key")
     };
     // A pool of inputs per class (fresh inputs defeat any caching of one input).
     let pool = 512;

@@ -23,7 +23,7 @@ pub(crate) struct RsaKey {
     e: Vec<u8>,
     bits: u32,
     /// RSA1_5 decryption with implicit rejection, made on first use.
-    pkcs1: std::sync::OnceLock<crate::rsa_pkcs1::Pkcs1Decryptor>,
+    pkcs1: std::sync::OnceLock<Box<crate::rsa_pkcs1::Pkcs1Decryptor>>,
 }
 
 impl RsaKey {
@@ -155,7 +155,9 @@ impl RsaKey {
         if let Some(d) = self.pkcs1.get() {
             return Ok(d);
         }
-        let d = crate::rsa_pkcs1::Pkcs1Decryptor::from_pkcs8(self.to_pkcs8()?.expose_secret())?;
+        let d = Box::new(crate::rsa_pkcs1::Pkcs1Decryptor::from_pkcs8(
+            self.to_pkcs8()?.expose_secret(),
+        )?);
         Ok(self.pkcs1.get_or_init(|| d))
     }
 
