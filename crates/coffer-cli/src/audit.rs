@@ -15,8 +15,9 @@ pub enum AuditCommand {
         /// Audit files (audit-*.jsonl) or directories holding them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// The instance's data directory: also check every record's MAC (key derived from the domain secret).
-        /// Without it only the hash chain is checked.
+        /// The instance's data directory: also check every record's MAC (key derived from the domain secret) and
+        /// that the files reach the checkpoint of the chain head kept in the database (no newest records
+        /// removed). Without it only the hash chain is checked.
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// coffer.toml with the instance's [seal] (default: the file seal in the data directory).
@@ -76,20 +77,35 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             config,
             from_start,
         } => {
-            let key = match &data_dir {
+            let (key, checkpoint) = match &data_dir {
                 Some(d) => {
                     let seal = crate::seal_of(config.as_deref())?;
-                    Some(coffer_server::seal::audit_mac_key(d, &seal).await?)
+                    let (key, cp) = coffer_server::seal::audit_key_and_checkpoint(d, &seal).await?;
+                    let cp = cp.map(|value| coffer_core::audit::Checkpoint::decode(&value, &key));
+                    (Some(key), cp)
                 }
-                None => None,
+                None => (None, None),
             };
             let mut v = coffer_core::audit::Verifier::new(key);
             if from_start {
                 v = v.from_genesis();
             }
             let files = expand(&paths)?;
-            anyhow::ensure!(!files.is_empty(), "no audit files found");
             let mut out = std::io::stdout().lock();
+            if files.is_empty() {
+                if let Some(cp) = &checkpoint {
+                    let why = cp
+                        .as_ref()
+                        .map_err(Clone::clone)
+                        .and_then(|cp| cp.check(&coffer_core::audit::ChainHead::genesis(), |_| None));
+                    writeln!(out, "FAILED checkpoint: {}", why.err().unwrap_or_default())?;
+                    return Ok(1);
+                }
+                anyhow::bail!("no audit files found");
+            }
+            let want_seq = checkpoint.as_ref().and_then(|c| c.as_ref().ok()).map(|c| c.seq);
+            let mut at_checkpoint = None;
+            let mut head = coffer_core::audit::ChainHead::genesis();
             for f in &files {
                 let file = std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
                 let reader = std::io::BufReader::new(file);
@@ -103,6 +119,26 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                         writeln!(out, "FAILED {}:{}: {reason}", f.display(), i + 1)?;
                         return Ok(1);
                     }
+                    if let Some(h) = coffer_core::audit::ChainHead::after_line(&line) {
+                        if Some(h.next_seq - 1) == want_seq {
+                            at_checkpoint = Some(h.prev);
+                        }
+                        head = h;
+                    }
+                }
+            }
+            // The newest records must still be there: the chain must reach the checkpoint kept in the database.
+            if let Some(cp) = &checkpoint {
+                let checked = cp
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|cp| cp.check(&head, |_| at_checkpoint));
+                if let Err(why) = checked {
+                    writeln!(
+                        out,
+                        "FAILED checkpoint: {why} (give every file up to the newest, or the audit directory)"
+                    )?;
+                    return Ok(1);
                 }
             }
             let first = v.first_seq().unwrap_or(0);
@@ -112,10 +148,11 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 v.checked(),
                 (first + v.checked()).saturating_sub(1),
                 files.len(),
-                if v.macs_checked() {
-                    "hash chain and MACs checked"
-                } else {
-                    "hash chain checked, MACs NOT checked (give --data-dir to check them)"
+                match (&checkpoint, v.macs_checked()) {
+                    (Some(_), _) => "hash chain and MACs checked, and the checkpoint in the database",
+                    (None, true) => "hash chain and MACs checked (no checkpoint stored yet)",
+                    (None, false) =>
+                        "hash chain checked, MACs NOT checked, nor the checkpoint (give --data-dir to check them)",
                 }
             )?;
             if first > 0 && !from_start {

@@ -127,6 +127,10 @@ struct ServeArgs {
     /// Object ids (principals or groups) to make Managed HSM Administrators at `/` when the instance is created.
     #[arg(long, num_args = 1..)]
     administrators: Vec<String>,
+    /// Start although the audit files end before the checkpoint in the database (`[audit] accept_truncation`):
+    /// for one start after the loss was investigated.
+    #[arg(long)]
+    accept_audit_truncation: bool,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -170,6 +174,7 @@ impl ServeArgs {
             c.soft_delete_retention_days = v;
         }
         c.purge_protection |= self.purge_protection;
+        c.audit.accept_truncation |= self.accept_audit_truncation;
         if !self.administrators.is_empty() {
             c.administrators = self.administrators;
         }

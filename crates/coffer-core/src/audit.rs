@@ -9,11 +9,13 @@
 //! * The `operationName` of a request comes from the operation table, [`crate::operation`].
 
 pub mod chain;
+pub mod checkpoint;
 pub mod context;
 pub mod query;
 pub mod record;
 pub mod writer;
 
 pub use chain::{ChainHead, Verifier};
+pub use checkpoint::Checkpoint;
 pub use record::AuditRecord;
 pub use writer::{AuditLog, AuditSink, AuditStats, ChainedRecord};

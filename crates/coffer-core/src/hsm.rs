@@ -420,6 +420,26 @@ impl Hsm {
         self.audit.as_ref()
     }
 
+    /// The stored audit checkpoint (`audit/checkpoint.rs`), checked against the current audit MAC key.
+    /// `Ok(None)`: none stored yet (a new instance, or one from before checkpoints).
+    pub async fn audit_checkpoint(&self) -> Result<Option<Result<crate::audit::Checkpoint, String>>, Error> {
+        let Some(value) = self.store.meta(crate::audit::checkpoint::META_NAME).await? else {
+            return Ok(None);
+        };
+        Ok(Some(crate::audit::Checkpoint::decode(&value, &self.audit_mac_key())))
+    }
+
+    /// Stores the audit log's newest checkpoint, if the chain moved since the last call (the server calls this
+    /// about once a second and at shutdown).
+    pub async fn save_audit_checkpoint(&self) -> Result<(), Error> {
+        let Some(cp) = self.audit.as_ref().and_then(|log| log.take_checkpoint()) else {
+            return Ok(());
+        };
+        self.store
+            .put_meta(crate::audit::checkpoint::META_NAME, &cp.encode(), self.clock.now())
+            .await
+    }
+
     /// The MAC key of audit records, derived from the current domain secret.
     pub fn audit_mac_key(&self) -> coffer_crypto::SecretBytes {
         self.derived().audit_mac_key()

@@ -301,6 +301,11 @@ pub struct AuditConfig {
     /// Refuse requests with 503 when no sink can record them (default true). `false` serves unrecorded requests
     /// and only counts the failures.
     pub fail_closed: bool,
+    /// Start even though the audit files end before the checkpoint stored in the database (records removed or
+    /// lost): the server logs the gap as an error and continues the chain from what is left. Default false: the
+    /// server refuses to start. Meant for one start after the loss was investigated (docs/AUDIT.md), also given as
+    /// `coffer serve --accept-audit-truncation`.
+    pub accept_truncation: bool,
     /// The `resourceId` of records (default derived from the instance name).
     pub resource_id: Option<String>,
     /// JSON Lines files (on by default, in `<data-dir>/audit`).
@@ -315,6 +320,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             fail_closed: true,
+            accept_truncation: false,
             resource_id: None,
             file: FileSinkConfig::default(),
             stdout: false,

@@ -110,9 +110,18 @@ pub async fn migrate(data_dir: &std::path::Path, from: &SealConfig, to: &SealCon
 /// The audit MAC key of the instance in `data_dir` (for `coffer audit verify`): unseals the domain secret with
 /// `seal` and derives the key. Works while the server runs (read-only).
 pub async fn audit_mac_key(data_dir: &std::path::Path, seal: &SealConfig) -> anyhow::Result<SecretBytes> {
+    Ok(audit_key_and_checkpoint(data_dir, seal).await?.0)
+}
+
+/// The audit MAC key (as [`audit_mac_key`]) and the stored audit checkpoint (`None`: none stored yet).
+pub async fn audit_key_and_checkpoint(
+    data_dir: &std::path::Path,
+    seal: &SealConfig,
+) -> anyhow::Result<(SecretBytes, Option<String>)> {
     use coffer_core::store::Store as _;
     let dir = DataDir::open(data_dir)?;
     let store = coffer_store::SqliteStore::open(&dir.database()).await?;
+    let checkpoint = store.meta(coffer_core::audit::checkpoint::META_NAME).await?;
     let instance = store
         .instance()
         .await?
@@ -126,5 +135,5 @@ pub async fn audit_mac_key(data_dir: &std::path::Path, seal: &SealConfig) -> any
         .map_err(|e| anyhow::anyhow!("the seal provider cannot open the domain secret: {e}"))?;
     let keys = coffer_core::instance::DerivedKeys::derive(&secret)
         .map_err(|e| anyhow::anyhow!("deriving the audit key: {e}"))?;
-    Ok(keys.audit_mac_key())
+    Ok((keys.audit_mac_key(), checkpoint))
 }

@@ -29,6 +29,8 @@ pub struct Running {
     /// The metrics listener's address, when one is configured.
     pub metrics_addr: Option<SocketAddr>,
     audit: Arc<coffer_core::audit::AuditLog>,
+    hsm: Arc<Hsm>,
+    checkpoints: tokio::task::JoinHandle<()>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     jobs: tokio::task::JoinHandle<()>,
@@ -45,8 +47,14 @@ impl Running {
         }
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
         self.task.await.context("server task")?.context("server")?;
-        // Everything answered has been recorded; stop the writer (it writes what is still queued).
+        // Everything answered has been recorded; stop the writer (it writes what is still queued), then store the
+        // final checkpoint of the chain head.
+        self.checkpoints.abort();
         self.audit.shutdown();
+        self.hsm
+            .save_audit_checkpoint()
+            .await
+            .context("storing the audit checkpoint")?;
         Ok(())
     }
 
@@ -139,7 +147,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         config.backup.policy()?,
     )?));
 
-    let audit_log = start_audit(&config, &dir, &mut hsm)?;
+    let checkpoint = hsm.audit_checkpoint().await?;
+    let audit_log = start_audit(&config, &dir, &mut hsm, checkpoint)?;
     let acl_source = hsm.init_network_acls(config.network.to_doc()).await?;
     let acls = hsm.network_acls();
     tracing::info!(
@@ -270,6 +279,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         .acceptor(tls.acceptor(connections(&hsm_for_jobs)))
         .handle(handle.clone());
     let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+    let checkpoints = tokio::spawn(save_audit_checkpoints(Arc::clone(&hsm_for_jobs)));
     let jobs = tokio::spawn(run_jobs(Arc::clone(&hsm_for_jobs), config.jobs_interval_secs));
     let tls_watch = (config.tls.reload_interval_secs > 0 && tls.watches_files())
         .then(|| tokio::spawn(Arc::clone(&tls).watch(Duration::from_secs(config.tls.reload_interval_secs))));
@@ -279,6 +289,8 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         addr,
         metrics_addr,
         audit: audit_log,
+        hsm: hsm_for_jobs,
+        checkpoints,
         data_dir: dir.root,
         handle,
         task,
@@ -293,6 +305,7 @@ fn start_audit(
     config: &ServeConfig,
     dir: &DataDir,
     hsm: &mut Hsm,
+    checkpoint: Option<Result<coffer_core::audit::Checkpoint, String>>,
 ) -> anyhow::Result<Arc<coffer_core::audit::AuditLog>> {
     use coffer_core::audit::{AuditLog, AuditSink, ChainHead};
     let mut sinks: Vec<Box<dyn AuditSink>> = Vec::new();
@@ -300,6 +313,23 @@ fn start_audit(
     if config.audit.file.enabled {
         let (sink, h) = crate::audit_sinks::file::FileSink::open(&config.audit.file, &dir.root)?;
         head = h;
+        if let Some(cp) = checkpoint {
+            let checked = cp.and_then(|cp| crate::audit_sinks::file::check_checkpoint(sink.dir(), &head, &cp));
+            if let Err(why) = checked {
+                if !config.audit.accept_truncation {
+                    anyhow::bail!(
+                        "audit log truncated, refusing to start: {why}. Run `coffer audit verify --data-dir` on the \
+                         audit directory, restore the missing files if they can be found, and once the loss is \
+                         understood start once with --accept-audit-truncation (docs/AUDIT.md, \"Truncation\")"
+                    );
+                }
+                tracing::error!(
+                    reason = %why,
+                    "AUDIT LOG TRUNCATED: starting anyway (accept_truncation); the chain continues from the last \
+                     record left"
+                );
+            }
+        }
         hsm.set_audit_reader(Arc::new(crate::audit_sinks::file::FileAuditReader::new(
             sink.dir().to_path_buf(),
         )));
@@ -326,6 +356,18 @@ fn start_audit(
     )?);
     hsm.set_audit_log(Arc::clone(&log));
     Ok(log)
+}
+
+/// Stores the audit checkpoint (`coffer_core::audit::checkpoint`) once a second when the chain moved: not per
+/// request, so a crash can leave up to a second of records uncovered (the chain still covers them).
+async fn save_audit_checkpoints(hsm: Arc<Hsm>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Err(e) = hsm.save_audit_checkpoint().await {
+            tracing::warn!(error = %e, "could not store the audit checkpoint");
+        }
+    }
 }
 
 /// The background jobs (purge of expired deleted keys, scheduled rotation), every `interval` seconds.

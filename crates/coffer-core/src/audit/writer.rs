@@ -14,6 +14,7 @@ use std::time::Duration;
 use coffer_crypto::SecretBytes;
 
 use super::chain::{ChainHead, chain_line};
+use super::checkpoint::Checkpoint;
 use super::record::AuditRecord;
 
 /// One chained record as the sinks receive it.
@@ -97,6 +98,7 @@ pub struct AuditLog {
     fail_closed: bool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     sink_names: Vec<String>,
+    checkpoint: Arc<Mutex<Option<Checkpoint>>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -121,7 +123,9 @@ impl AuditLog {
         let healthy = Arc::new(AtomicBool::new(true));
         let stats = Arc::new(AuditStats::default());
         let sink_names = sinks.iter().map(|s| s.name().to_string()).collect();
+        let checkpoint = Arc::new(Mutex::new(None));
         let mut w = Writer {
+            checkpoint: Arc::clone(&checkpoint),
             sinks,
             head,
             key: mac_key,
@@ -139,6 +143,7 @@ impl AuditLog {
             fail_closed,
             thread: Mutex::new(Some(thread)),
             sink_names,
+            checkpoint,
         })
     }
 
@@ -213,6 +218,15 @@ impl AuditLog {
         &self.stats
     }
 
+    /// The checkpoint of the chain head made since the last call, if the head moved (or the key changed): the
+    /// server stores it about once a second and after [`AuditLog::shutdown`] (see `checkpoint.rs`).
+    pub fn take_checkpoint(&self) -> Option<Checkpoint> {
+        match self.checkpoint.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        }
+    }
+
     /// Switches the MAC key (after the domain secret changed).
     pub fn set_mac_key(&self, key: SecretBytes) {
         self.send(Cmd::SetKey(key));
@@ -244,6 +258,7 @@ impl Drop for AuditLog {
 }
 
 struct Writer {
+    checkpoint: Arc<Mutex<Option<Checkpoint>>>,
     sinks: Vec<Box<dyn AuditSink>>,
     head: ChainHead,
     key: SecretBytes,
@@ -254,6 +269,9 @@ struct Writer {
 
 impl Writer {
     fn run(&mut self, rx: &mpsc::Receiver<Cmd>) {
+        // The head the chain continues from is the first checkpoint (after an accepted truncation it replaces the
+        // stored one, which the files no longer reach).
+        self.publish_checkpoint();
         let mut flush_acks = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(1)) {
@@ -304,7 +322,11 @@ impl Writer {
                 self.queue.push(p);
             }
             Cmd::Flush(ack) => flush_acks.push(ack),
-            Cmd::SetKey(k) => self.key = k,
+            Cmd::SetKey(k) => {
+                self.key = k;
+                // The stored checkpoint must verify under the new key, also if no record follows before a stop.
+                self.publish_checkpoint();
+            }
         }
     }
 
@@ -385,8 +407,19 @@ impl Writer {
         if any {
             self.head = head;
             self.stats.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.publish_checkpoint();
         }
         any
+    }
+
+    /// Makes the checkpoint of the current head available to [`AuditLog::take_checkpoint`] (one HMAC per batch).
+    fn publish_checkpoint(&self) {
+        if let Some(cp) = Checkpoint::of(&self.head, &self.key) {
+            match self.checkpoint.lock() {
+                Ok(mut g) => *g = Some(cp),
+                Err(p) => *p.into_inner() = Some(cp),
+            }
+        }
     }
 }
 

@@ -77,6 +77,30 @@ pub fn first_seq_of(path: &Path) -> Option<u64> {
     name.strip_prefix("audit-")?.split('-').next()?.parse().ok()
 }
 
+/// The chain hash of the record with sequence number `seq` in the audit files of `dir` (`None`: not there). Reads
+/// the one file whose name says it holds `seq` (the newest whose first sequence number is not above it).
+pub fn hash_at(dir: &Path, seq: u64) -> std::io::Result<Option<[u8; 32]>> {
+    let files = list_files(dir)?;
+    let Some(path) = files
+        .iter()
+        .rev()
+        .find(|p| first_seq_of(p).is_some_and(|first| first <= seq))
+    else {
+        return Ok(None);
+    };
+    let text = std::fs::read(path)?;
+    Ok(text
+        .split(|b| *b == b'\n')
+        .filter_map(ChainHead::after_line)
+        .find(|h| h.next_seq == seq.saturating_add(1))
+        .map(|h| h.prev))
+}
+
+/// Checks the audit files of `dir`, whose chain ends at `head`, against the stored checkpoint (`checkpoint.rs`).
+pub fn check_checkpoint(dir: &Path, head: &ChainHead, cp: &coffer_core::audit::Checkpoint) -> Result<(), String> {
+    cp.check(head, |seq| hash_at(dir, seq).ok().flatten())
+}
+
 fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
