@@ -53,6 +53,85 @@ impl Drop for BlobVersion {
     }
 }
 
+/// One version of an opened blob: its record (material not yet sealed for this instance) and its key.
+fn parse_version(name: &KeyName, v: &BlobVersion) -> Result<(KeyVersionRecord, PrivateKey), Error> {
+    let curve = match &v.crv {
+        Some(c) => Some(Curve::parse(c).ok_or_else(invalid_blob)?),
+        None => None,
+    };
+    let key_type = match (v.kty.as_str(), curve) {
+        ("RSA", None) => KeyType::Rsa(v.size),
+        ("EC", Some(c)) => KeyType::Ec(c),
+        ("oct", None) => KeyType::Oct(v.size),
+        _ => return Err(invalid_blob()),
+    };
+    let material = Zeroizing::new(B64.decode(&v.material).map_err(|_| invalid_blob())?);
+    let key = PrivateKey::from_storage_bytes(key_type.family(), curve, &material).map_err(|_| invalid_blob())?;
+    let ops = v
+        .key_ops
+        .iter()
+        .map(|o| KeyOperation::parse(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rec = KeyVersionRecord {
+        name: name.clone(),
+        version: KeyVersion::parse(&v.version).ok_or_else(invalid_blob)?,
+        key_type,
+        public_key: key.public_key(),
+        key_ops: ops,
+        attributes: KeyAttributes {
+            enabled: v.enabled,
+            not_before: v.nbf,
+            expires: v.exp,
+            created: v.created,
+            updated: v.updated,
+            exportable: v.exportable,
+        },
+        tags: v.tags.clone(),
+        release_policy: v.release_policy.clone(),
+        sealed_material: Vec::new(),
+        origin: v.origin.as_deref().and_then(crate::key::KeyOrigin::parse),
+    };
+    Ok((rec, key))
+}
+
+/// Fuzzing entry (`fuzz/`): everything [`Hsm::restore_key`] does with the JSON of an opened (unsealed) blob before
+/// sealing and storing it. Returns the number of versions.
+#[doc(hidden)]
+pub fn fuzz_parse_opened_blob(json: &[u8]) -> Result<usize, Error> {
+    let parsed: Blob = serde_json::from_slice(json).map_err(|_| invalid_blob())?;
+    let name = KeyName::parse(&parsed.name).map_err(|_| invalid_blob())?;
+    for v in &parsed.versions {
+        parse_version(&name, v)?;
+    }
+    Ok(parsed.versions.len())
+}
+
+/// A sample opened blob holding `key` as version `0123…`, as [`Hsm::backup_key`] writes it (a fuzzing seed).
+#[doc(hidden)]
+pub fn fuzz_sample_opened_blob(key: &PrivateKey, kty: &str) -> Result<Vec<u8>, Error> {
+    let blob = Blob {
+        name: "seed-key".into(),
+        versions: vec![BlobVersion {
+            version: "0123456789abcdef0123456789abcdef".into(),
+            kty: kty.into(),
+            size: key.size_bits(),
+            crv: key.curve().map(|c| c.name().to_string()),
+            key_ops: vec!["sign".into(), "verify".into()],
+            enabled: true,
+            nbf: None,
+            exp: Some(2_000_000_000),
+            created: 1_700_000_000,
+            updated: 1_700_000_000,
+            exportable: false,
+            tags: BTreeMap::from([("env".to_string(), "test".to_string())]),
+            release_policy: None,
+            material: B64.encode(key.to_storage_bytes()?.expose_secret()),
+            origin: Some("generated".into()),
+        }],
+    };
+    serde_json::to_vec(&blob).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
 fn invalid_blob() -> Error {
     Error::BadParameter("The backup blob is invalid, was tampered with, or was made by another security domain.".into())
 }
@@ -113,43 +192,7 @@ impl Hsm {
             .await?;
         let mut records = Vec::with_capacity(parsed.versions.len());
         for v in &parsed.versions {
-            let curve = match &v.crv {
-                Some(c) => Some(Curve::parse(c).ok_or_else(invalid_blob)?),
-                None => None,
-            };
-            let key_type = match (v.kty.as_str(), curve) {
-                ("RSA", None) => KeyType::Rsa(v.size),
-                ("EC", Some(c)) => KeyType::Ec(c),
-                ("oct", None) => KeyType::Oct(v.size),
-                _ => return Err(invalid_blob()),
-            };
-            let material = Zeroizing::new(B64.decode(&v.material).map_err(|_| invalid_blob())?);
-            let key =
-                PrivateKey::from_storage_bytes(key_type.family(), curve, &material).map_err(|_| invalid_blob())?;
-            let ops = v
-                .key_ops
-                .iter()
-                .map(|o| KeyOperation::parse(o))
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut rec = KeyVersionRecord {
-                name: name.clone(),
-                version: KeyVersion::parse(&v.version).ok_or_else(invalid_blob)?,
-                key_type,
-                public_key: key.public_key(),
-                key_ops: ops,
-                attributes: KeyAttributes {
-                    enabled: v.enabled,
-                    not_before: v.nbf,
-                    expires: v.exp,
-                    created: v.created,
-                    updated: v.updated,
-                    exportable: v.exportable,
-                },
-                tags: v.tags.clone(),
-                release_policy: v.release_policy.clone(),
-                sealed_material: Vec::new(),
-                origin: v.origin.as_deref().and_then(crate::key::KeyOrigin::parse),
-            };
+            let (mut rec, key) = parse_version(&name, v)?;
             rec.sealed_material = self.seal_material(&key, &rec)?;
             records.push((rec, key));
         }

@@ -261,6 +261,28 @@ fn parse_blob(blob: &[u8]) -> Result<ByokFile, Error> {
     Ok(file)
 }
 
+/// Fuzzing entry (`fuzz/`): the `.byok` file parser, its ciphertext's decoding, and (behind the RSA-OAEP and
+/// RFC 5649 unwrap) the parser of the unwrapped plaintext for each key family. `plaintext` stands for what the
+/// unwrap would yield.
+#[doc(hidden)]
+pub fn fuzz_parse_blob(blob: &[u8], plaintext: &[u8]) -> Result<(), Error> {
+    let file = parse_blob(blob);
+    if let Ok(f) = &file
+        && let Some(c) = &f.ciphertext
+    {
+        let _ = decode_base64_lenient(c);
+    }
+    for (family, curve) in [
+        (KeyFamily::Rsa, None),
+        (KeyFamily::Ec, Some(Curve::P256)),
+        (KeyFamily::Ec, None),
+        (KeyFamily::Oct, None),
+    ] {
+        let _ = key_from_plaintext(family, curve, SecretBytes::new(plaintext.to_vec()));
+    }
+    file.map(|_| ())
+}
+
 /// Builds the target key from the unwrapped plaintext, checking it against the requested type and curve.
 fn key_from_plaintext(
     family: KeyFamily,

@@ -455,14 +455,7 @@ impl Hsm {
         let sealed = storage.get(location, STATE).await?;
         let json = coffer_crypto::seal::open(&self.derived().full_backup, &state_aad(&location.folder), &sealed)
             .map_err(|_| corrupt_backup())?;
-        let state: State = serde_json::from_slice(json.expose_secret()).map_err(|_| corrupt_backup())?;
-        if state.v != 1 {
-            return Err(Error::BadParameter(format!(
-                "Unsupported backup format version {}.",
-                state.v
-            )));
-        }
-        Ok(state)
+        parse_state(json.expose_secret())
     }
 
     /// Rebuilds one key's versions from a backup, re-sealing the material for this instance.
@@ -741,6 +734,121 @@ fn dump_role(r: RoleDefinition) -> DumpRole {
 }
 
 /// Checks restored policy assignments against the definitions this version knows (parameters re-validated).
+/// The opened (decrypted) state document of a full backup.
+fn parse_state(json: &[u8]) -> Result<State, Error> {
+    let state: State = serde_json::from_slice(json).map_err(|_| corrupt_backup())?;
+    if state.v != 1 {
+        return Err(Error::BadParameter(format!(
+            "Unsupported backup format version {}.",
+            state.v
+        )));
+    }
+    Ok(state)
+}
+
+/// Fuzzing entry (`fuzz/`): what a restore does with the opened state document before touching the store (keys'
+/// names, versions and types; roles, assignments, principals, policies). Key material is sealed separately.
+#[doc(hidden)]
+pub fn fuzz_parse_opened_state(json: &[u8]) -> Result<(), Error> {
+    let state = parse_state(json)?;
+    for k in &state.keys {
+        KeyName::parse(&k.name).map_err(|_| corrupt_backup())?;
+        for v in &k.versions {
+            KeyVersion::parse(&v.version).ok_or_else(corrupt_backup)?;
+            if let Some(c) = &v.crv {
+                coffer_crypto::keys::Curve::parse(c).ok_or_else(corrupt_backup)?;
+            }
+            B64.decode(&v.material).map_err(|_| corrupt_backup())?;
+        }
+    }
+    for r in state.custom_roles {
+        load_role(r)?;
+    }
+    for a in state.assignments {
+        load_assignment(a)?;
+    }
+    for p in state.principals {
+        load_principal(p)?;
+    }
+    if let Some(p) = state.policies {
+        load_policies(p)?;
+    }
+    Ok(())
+}
+
+/// A sample opened state document (a fuzzing seed): one key version, custom role, assignment, principal, group.
+#[doc(hidden)]
+pub fn fuzz_sample_opened_state() -> Vec<u8> {
+    let state = State {
+        v: 1,
+        instance_id: "00000000-0000-0000-0000-000000000001".into(),
+        created: 1_700_000_000,
+        keys: vec![DumpKey {
+            name: "seed-key".into(),
+            deleted: None,
+            rotation_policy: Some(("P90D".into(), 0, 0)),
+            versions: vec![DumpVersion {
+                version: "0123456789abcdef0123456789abcdef".into(),
+                kty: "EC".into(),
+                size: 256,
+                crv: Some("P-256".into()),
+                public: (Some("eA".into()), Some("eQ".into())),
+                key_ops: vec!["sign".into()],
+                enabled: true,
+                nbf: None,
+                exp: None,
+                created: 1_700_000_000,
+                updated: 1_700_000_000,
+                exportable: false,
+                tags: std::collections::BTreeMap::new(),
+                release_policy: None,
+                material: B64.encode(b"sealed material"),
+                origin: Some("generated".into()),
+            }],
+        }],
+        custom_roles: vec![DumpRole {
+            id: "11111111-1111-1111-1111-111111111111".into(),
+            role_name: "seed role".into(),
+            description: "d".into(),
+            permissions: vec![(
+                vec![],
+                vec![],
+                vec!["Microsoft.KeyVault/managedHsm/keys/read/action".into()],
+                vec![],
+            )],
+            assignable_scopes: vec!["/".into()],
+        }],
+        assignments: vec![DumpAssignment {
+            name: "22222222-2222-2222-2222-222222222222".into(),
+            scope: "/keys".into(),
+            role: "11111111-1111-1111-1111-111111111111".into(),
+            principal: "33333333-3333-3333-3333-333333333333".into(),
+            created: 1_700_000_000,
+            expires: Some(1_800_000_000),
+            networks: vec!["10.0.0.0/8".into()],
+            justification: Some("seed".into()),
+        }],
+        principals: vec![DumpPrincipal {
+            object_id: "33333333-3333-3333-3333-333333333333".into(),
+            client_id: "44444444-4444-4444-4444-444444444444".into(),
+            display_name: "seed".into(),
+            created: 1_700_000_000,
+            secrets: vec![("id".into(), "hash".into(), 0)],
+            certificates: vec![],
+            networks: vec![],
+        }],
+        groups: vec![DumpGroup {
+            object_id: "55555555-5555-5555-5555-555555555555".into(),
+            display_name: "g".into(),
+            created: 1_700_000_000,
+            members: vec!["33333333-3333-3333-3333-333333333333".into()],
+        }],
+        settings: vec![("AllowKeyManagementOperationsThroughARM".into(), "false".into())],
+        policies: Some(vec![]),
+    };
+    serde_json::to_vec(&state).unwrap_or_default()
+}
+
 fn load_policies(list: Vec<crate::policy::PolicyAssignment>) -> Result<Vec<crate::policy::PolicyAssignment>, Error> {
     list.into_iter()
         .map(|a| {

@@ -36,7 +36,8 @@ mod crypto;
 mod graph;
 mod keys;
 mod policy;
-mod rbac;
+#[doc(hidden)]
+pub mod rbac;
 mod rotation;
 mod security_domain;
 mod token;

@@ -75,6 +75,28 @@ fn filter_value<'a>(filter: &'a str, field: &str) -> Option<&'a str> {
     rest.strip_prefix('\'')?.strip_suffix('\'')
 }
 
+/// The role-assignment list's `$filter`.
+fn assignment_filter(filter: &str) -> Result<AssignmentFilter, ApiError> {
+    Ok(if filter.trim().eq_ignore_ascii_case("atScope()") {
+        AssignmentFilter::AtScope
+    } else if let Some(id) = filter_value(filter, "principalId") {
+        AssignmentFilter::Principal(id.to_string())
+    } else if filter.trim().is_empty() || filter.trim().eq_ignore_ascii_case("atScopeAndBelow()") {
+        AssignmentFilter::All
+    } else {
+        return Err(ApiError::bad_parameter(format!(
+            "The $filter '{filter}' is not supported."
+        )));
+    })
+}
+
+/// Fuzzing entry (`fuzz/`): both `$filter` parsers (role definitions' `roleName eq '…'`, role assignments').
+#[doc(hidden)]
+pub fn fuzz_filter(filter: &str) -> bool {
+    let by_name = filter_value(filter, "roleName").is_some();
+    assignment_filter(filter).is_ok() || by_name
+}
+
 pub(super) async fn handle(ctx: &Ctx<'_>, op: RbacOp<'_>) -> Result<Response, ApiError> {
     let raw = match op {
         RbacOp::DefinitionList { scope }
@@ -137,17 +159,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, op: RbacOp<'_>) -> Result<Response, Ap
             &hsm.delete_role_definition(p, &scope, name).await?,
         ))),
         RbacOp::AssignmentList { .. } => {
-            let f = if filter.trim().eq_ignore_ascii_case("atScope()") {
-                AssignmentFilter::AtScope
-            } else if let Some(id) = filter_value(filter, "principalId") {
-                AssignmentFilter::Principal(id.to_string())
-            } else if filter.trim().is_empty() || filter.trim().eq_ignore_ascii_case("atScopeAndBelow()") {
-                AssignmentFilter::All
-            } else {
-                return Err(ApiError::bad_parameter(format!(
-                    "The $filter '{filter}' is not supported."
-                )));
-            };
+            let f = assignment_filter(filter)?;
             let list = hsm.list_role_assignments(p, &scope, &f).await?;
             let value: Vec<_> = list.iter().map(assignment).collect();
             Ok(ok_json(&serde_json::json!({ "value": value, "nextLink": null })))
