@@ -1,7 +1,11 @@
 //! Fixtures shared by the fuzz targets: keys made at run time by `gen-seeds` (never committed) and loaded from
 //! `$COFFER_FUZZ_WORK/fixtures` (default `work/fixtures`; [`init`] makes them and the seeds), so that seeds built for them (security-domain files,
 //! restore blobs, `.byok` blobs, signed tokens) get past the decryption or signature step in the targets.
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "fuzzing fixtures: a missing fixture is a setup error")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "fuzzing fixtures: a missing fixture is a setup error"
+)]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -26,7 +30,7 @@ pub fn work_dir() -> PathBuf {
 
 /// Keys the seeds were made with.
 pub struct Fixtures {
-    /// Two security-domain officers (quorum 2); the first is also the exchange key of restore blobs.
+    /// Three security-domain officers (quorum 2); the first is also the exchange key of restore blobs.
     pub officers: Vec<RsaCertified>,
     /// The key that signs seed tokens, and its JWKS.
     pub signer: TokenSigningKey,
@@ -47,7 +51,7 @@ fn read(name: &str) -> Vec<u8> {
 pub fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let officers = (1..=2)
+        let officers = (1..=3)
             .map(|i| {
                 let key = read(&format!("officer{i}.key.pem"));
                 let cert = String::from_utf8(read(&format!("officer{i}.cert.pem"))).unwrap();
@@ -87,7 +91,7 @@ pub fn generate(work: &Path) {
     let fx = work.join("fixtures");
     let seeds = work.join("seeds");
     // Fixtures.
-    let officers: Vec<_> = (1..=2)
+    let officers: Vec<_> = (1..=3)
         .map(|i| sd::generate_rsa_certified(2048, &format!("fuzz officer {i}")).unwrap())
         .collect();
     for (i, o) in officers.iter().enumerate() {
@@ -99,7 +103,6 @@ pub fn generate(work: &Path) {
     let kek = PrivateKey::generate_rsa(2048).unwrap();
     put(&fx, "kek.pk8", kek.to_storage_bytes().unwrap().expose_secret());
     let cek = coffer_crypto::random::bytes(sd::CEK_LEN).unwrap();
-    put(&fx, "cek.bin", &cek);
 
     // Security domain: a file for both officers, a restore blob for officer 1, a `dir` JWE.
     let secret = SecretBytes::new(vec![7; 32]);
@@ -111,6 +114,7 @@ pub fn generate(work: &Path) {
     let recovered = sd::recover_items(&sd_file, &officers).unwrap();
     let blob = sd::make_restore_blob(&recovered, &officers[0].cert_der).unwrap();
     put(&dir, "restore-blob.json", blob.as_bytes());
+    let cek_copy = cek.clone();
     let jwe = sd::jwe_encrypt_dir(&SecretBytes::new(cek), "kid", b"{\"a\":1}").unwrap();
     put(&dir, "dir.jwe", jwe.as_bytes());
 
@@ -149,13 +153,23 @@ pub fn generate(work: &Path) {
         "x-ms-compliance-status": "azure-compliant-cvm", "x-ms-runtime": {"keys": [{"kid": "TpmEphemeralEncryptionKey"}]}});
     put(&dir, "token.jwt", signer.sign(&claims).unwrap().as_bytes());
     put(&dir, "claims.json", claims.to_string().as_bytes());
-    put(&dir, "assertion.jwt", b"eyJhbGciOiJSUzI1NiIsIng1dCI6ImFiYyJ9.eyJhdWQiOiJ4In0.c2ln");
+    put(
+        &dir,
+        "assertion.jwt",
+        b"eyJhbGciOiJSUzI1NiIsIng1dCI6ImFiYyJ9.eyJhdWQiOiJ4In0.c2ln",
+    );
 
     // $filter expressions.
     let dir = seeds.join("filter");
-    for (i, f) in ["atScope()", "atScopeAndBelow()", "principalId eq 'abc'", "roleName eq 'Managed HSM Crypto User'", "/keys/k1"]
-        .iter()
-        .enumerate()
+    for (i, f) in [
+        "atScope()",
+        "atScopeAndBelow()",
+        "principalId eq 'abc'",
+        "roleName eq 'Managed HSM Crypto User'",
+        "/keys/k1",
+    ]
+    .iter()
+    .enumerate()
     {
         put(&dir, &format!("f{i}"), f.as_bytes());
     }
@@ -177,7 +191,9 @@ pub fn generate(work: &Path) {
     let (rsa, ec) = (&targets[0], &targets[1]);
     let jwk_of = |k: &PrivateKey| match k.public_key() {
         coffer_crypto::keys::PublicKey::Rsa { n, e } => json!({"kty": "RSA", "n": B64.encode(n), "e": B64.encode(e)}),
-        coffer_crypto::keys::PublicKey::Ec { x, y, .. } => json!({"kty": "EC", "crv": "P-256", "x": B64.encode(x), "y": B64.encode(y)}),
+        coffer_crypto::keys::PublicKey::Ec { x, y, .. } => {
+            json!({"kty": "EC", "crv": "P-256", "x": B64.encode(x), "y": B64.encode(y)})
+        }
         coffer_crypto::keys::PublicKey::Oct => json!({"kty": "oct"}),
     };
     let bodies = [
@@ -198,6 +214,8 @@ pub fn generate(work: &Path) {
     for (i, b) in bodies.iter().enumerate() {
         put(&dir, &format!("body{i}.json"), b.to_string().as_bytes());
     }
+    // Written last: its presence means the fixtures and seeds are complete.
+    put(&fx, "cek.bin", &cek_copy);
 }
 
 /// Called at the start of every target (libFuzzer's initialize hook, before it reads the corpora): generates the
