@@ -251,9 +251,12 @@ async fn crypto_on_cached_keys_never_reaches_the_store() {
     }
     let elapsed = started.elapsed();
     let after = store_queries(&s).await;
+    // The audit checkpoint (docs/AUDIT.md, "Truncation") is stored in the background about once a second while
+    // records are written (`put_meta`): that write belongs to no request, so it is left out here.
+    let mut moved_by_requests = moved(&before, &after);
+    moved_by_requests.remove(&series("put_meta"));
     assert_eq!(
-        moved(&before, &after),
-        scrape,
+        moved_by_requests, scrape,
         "1,000 sign/encrypt requests of cached keys reached the store (beyond the scrape's own reads)"
     );
     eprintln!("1,000 cached sign/encrypt requests in {elapsed:?}");
