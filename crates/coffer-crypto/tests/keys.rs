@@ -363,8 +363,10 @@ fn rsa_2048_encrypt_decrypt_all_algorithms() {
             key.decrypt(alg, &a[1..], &no_params()),
             Err(Error::DecryptFailed)
         ));
+        // A byte in the middle: flipping the first one could make the value exceed the modulus, which RSA1_5
+        // rightly refuses (a public fact) instead of answering a synthetic message.
         let mut bad = a.clone();
-        bad[0] ^= 0x01;
+        bad[100] ^= 0x01;
         assert_bad_padding(&key, alg, &bad, b"same");
         for other in algs.into_iter().filter(|o| *o != alg) {
             assert_bad_padding(&key, other, &a, b"same");
