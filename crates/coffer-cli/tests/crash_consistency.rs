@@ -119,6 +119,16 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A failing test (or a replaced handle) leaves no server process behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// One operation of a worker on one of its own keys (so that each key's operations are sequential).
 async fn step(c: &mut Client, model: &Mutex<HashMap<String, KeyModel>>, key: &str, i: u64, oid: &str) -> bool {
     let state = model.lock().unwrap().get(key).cloned().unwrap_or_default();
