@@ -98,11 +98,49 @@ impl KeyEntry {
 pub struct Grants {
     /// Assignments at `/` and `/keys`.
     pub broad: Vec<RoleAssignment>,
-    /// Assignments at `/keys/{name}`, by lowercase key name.
-    pub by_key: std::collections::HashMap<String, Vec<RoleAssignment>>,
+    /// Assignments at `/keys/{name}`, by lowercase key name (a persistent map: adding or removing one assignment
+    /// copies one key's list, not the assignee's thousands of per-key assignments).
+    pub by_key: PMap<String, Vec<RoleAssignment>>,
 }
 
 impl Grants {
+    /// A copy with `a` added (replacing an assignment of the same name).
+    fn with(&self, a: RoleAssignment) -> Self {
+        let mut g = self.without(&a.name, &a.scope);
+        match &a.scope {
+            Scope::Key(name) => {
+                let k = name.to_ascii_lowercase();
+                let mut list = g.by_key.get(&k).cloned().unwrap_or_default();
+                list.push(a);
+                g.by_key.insert(k, list);
+            }
+            _ => g.broad.push(a),
+        }
+        g
+    }
+    /// A copy without the assignment `name` at `scope`.
+    fn without(&self, name: &str, scope: &Scope) -> Self {
+        let mut g = self.clone();
+        match scope {
+            Scope::Key(key) => {
+                let k = key.to_ascii_lowercase();
+                if let Some(list) = g.by_key.get(&k) {
+                    let list: Vec<RoleAssignment> = list.iter().filter(|a| a.name != name).cloned().collect();
+                    if list.is_empty() {
+                        g.by_key.remove(&k);
+                    } else {
+                        g.by_key.insert(k, list);
+                    }
+                }
+            }
+            _ => g.broad.retain(|a| a.name != name),
+        }
+        g
+    }
+    /// Whether it holds no assignment.
+    fn is_empty(&self) -> bool {
+        self.broad.is_empty() && self.by_key.is_empty()
+    }
     fn of(list: Vec<RoleAssignment>) -> Self {
         let mut g = Self::default();
         for a in list {
@@ -402,6 +440,33 @@ pub(crate) async fn refresh_assignments(store: &dyn Store, view: &mut View, assi
     Ok(())
 }
 
+/// Adds (or replaces) one assignment, re-read by name from the store, to its assignee's grants: in proportion to
+/// the change, however many assignments the assignee has.
+pub(crate) async fn refresh_one_assignment(store: &dyn Store, view: &mut View, name: &str) -> Result<(), Error> {
+    if let Some(a) = store.role_assignment(name).await? {
+        let key = a.principal_id.to_ascii_lowercase();
+        let grants = view
+            .assignments
+            .get(&key)
+            .map_or_else(Grants::default, |g| Grants::clone(g));
+        view.assignments.insert(key, Arc::new(grants.with(a)));
+    }
+    Ok(())
+}
+
+/// Removes one deleted assignment from its assignee's grants.
+pub(crate) fn remove_one_assignment(view: &mut View, a: &RoleAssignment) {
+    let key = a.principal_id.to_ascii_lowercase();
+    if let Some(g) = view.assignments.get(&key) {
+        let g = g.without(&a.name, &a.scope);
+        if g.is_empty() {
+            view.assignments.remove(&key);
+        } else {
+            view.assignments.insert(key, Arc::new(g));
+        }
+    }
+}
+
 /// Re-reads one custom role.
 pub(crate) async fn refresh_custom_role(store: &dyn Store, view: &mut View, id: &str) -> Result<(), Error> {
     let k = id.to_ascii_lowercase();
@@ -419,4 +484,44 @@ pub(crate) async fn refresh_custom_role(store: &dyn Store, view: &mut View, id: 
 /// Rebuilds everything but the process-held parts (after a full restore).
 pub(crate) async fn rebuild(store: &dyn Store, view: View) -> Result<View, Error> {
     build(store, view.network, view.generation).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(name: &str, scope: Scope) -> RoleAssignment {
+        RoleAssignment {
+            name: name.into(),
+            scope,
+            role_definition_id: crate::rbac::builtin::CRYPTO_USER.into(),
+            principal_id: "p".into(),
+            created: 0,
+            expires: None,
+            allowed_networks: Vec::new(),
+            last_used: None,
+            justification: None,
+        }
+    }
+
+    #[test]
+    fn one_assignment_is_added_and_removed_without_touching_the_others() {
+        let many: Vec<RoleAssignment> = (0..1000)
+            .map(|i| assignment(&format!("a{i}"), Scope::Key(format!("k{i}"))))
+            .collect();
+        let g = Grants::of(many);
+        let g2 = g.with(assignment("new", Scope::Key("K7".into())));
+        assert_eq!(g2.candidates(&Scope::Key("k7".into())).count(), 2);
+        assert_eq!(g.candidates(&Scope::Key("k7".into())).count(), 1, "the old grants are unchanged");
+        let g3 = g2.with(assignment("root", Scope::Root));
+        assert_eq!(g3.candidates(&Scope::Key("k1".into())).count(), 2, "a broad one covers every key");
+        let g4 = g3.without("new", &Scope::Key("k7".into())).without("root", &Scope::Root);
+        assert_eq!(g4.candidates(&Scope::Key("k7".into())).count(), 1);
+        assert_eq!(g4.broad.len(), 0);
+        let g5 = g4.without("a7", &Scope::Key("k7".into()));
+        assert!(!g5.by_key.contains_key("k7"), "an emptied key's list is dropped");
+        // Replacing by name does not duplicate.
+        let g6 = g5.with(assignment("a8", Scope::Key("k8".into())));
+        assert_eq!(g6.candidates(&Scope::Key("k8".into())).count(), 1);
+    }
 }

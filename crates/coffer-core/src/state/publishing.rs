@@ -100,9 +100,19 @@ impl Ctx {
         .await;
     }
 
-    async fn assignments(&self, id: String) {
+    /// Publishes one created assignment (re-read by name), not all of its assignee's.
+    async fn one_assignment(&self, name: String) {
         self.publish(|s, mut v| async move {
-            super::refresh_assignments(s.as_ref(), &mut v, &id).await?;
+            super::refresh_one_assignment(s.as_ref(), &mut v, &name).await?;
+            Ok(v)
+        })
+        .await;
+    }
+
+    /// Publishes one deleted assignment.
+    async fn removed_assignment(&self, a: RoleAssignment) {
+        self.publish(|_, mut v| async move {
+            super::remove_one_assignment(&mut v, &a);
             Ok(v)
         })
         .await;
@@ -491,7 +501,7 @@ impl Store for PublishingStore {
         self.write(move |c| {
             Box::pin(async move {
                 c.store.create_role_assignment(&a, custom_role).await?;
-                c.assignments(a.principal_id).await;
+                c.one_assignment(a.name).await;
                 Ok(())
             })
         })
@@ -503,7 +513,7 @@ impl Store for PublishingStore {
             Box::pin(async move {
                 let r = c.store.delete_role_assignment(&name).await?;
                 if let Some(a) = &r {
-                    c.assignments(a.principal_id.clone()).await;
+                    c.removed_assignment(a.clone()).await;
                 }
                 Ok(r)
             })
@@ -543,7 +553,7 @@ impl Store for PublishingStore {
         self.write(|c| {
             Box::pin(async move {
                 c.store.activate(&act, &a).await?;
-                c.assignments(a.principal_id).await;
+                c.one_assignment(a.name).await;
                 Ok(())
             })
         })
