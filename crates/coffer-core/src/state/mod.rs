@@ -512,10 +512,20 @@ mod tests {
         let g = Grants::of(many);
         let g2 = g.with(assignment("new", Scope::Key("K7".into())));
         assert_eq!(g2.candidates(&Scope::Key("k7".into())).count(), 2);
-        assert_eq!(g.candidates(&Scope::Key("k7".into())).count(), 1, "the old grants are unchanged");
+        assert_eq!(
+            g.candidates(&Scope::Key("k7".into())).count(),
+            1,
+            "the old grants are unchanged"
+        );
         let g3 = g2.with(assignment("root", Scope::Root));
-        assert_eq!(g3.candidates(&Scope::Key("k1".into())).count(), 2, "a broad one covers every key");
-        let g4 = g3.without("new", &Scope::Key("k7".into())).without("root", &Scope::Root);
+        assert_eq!(
+            g3.candidates(&Scope::Key("k1".into())).count(),
+            2,
+            "a broad one covers every key"
+        );
+        let g4 = g3
+            .without("new", &Scope::Key("k7".into()))
+            .without("root", &Scope::Root);
         assert_eq!(g4.candidates(&Scope::Key("k7".into())).count(), 1);
         assert_eq!(g4.broad.len(), 0);
         let g5 = g4.without("a7", &Scope::Key("k7".into()));
