@@ -20,7 +20,8 @@ pub enum AuditCommand {
         /// removed). Without it only the hash chain is checked.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// coffer.toml with the instance's [seal] (default: the file seal in the data directory).
+        /// coffer.toml with the instance's [seal] and [database] (default: the file seal and SQLite in the data
+        /// directory).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Require the chain to start at its first record (sequence 0): nothing before the first file may be
@@ -79,8 +80,8 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
         } => {
             let (key, checkpoint) = match &data_dir {
                 Some(d) => {
-                    let seal = crate::seal_of(config.as_deref())?;
-                    let (key, cp) = coffer_server::seal::audit_key_and_checkpoint(d, &seal).await?;
+                    let (seal, database) = crate::seal_of(config.as_deref())?;
+                    let (key, cp) = coffer_server::seal::audit_key_and_checkpoint(d, &database, &seal).await?;
                     let cp = cp.map(|value| coffer_core::audit::Checkpoint::decode(&value, &key));
                     (Some(key), cp)
                 }

@@ -73,14 +73,19 @@ enum SealCommand {
     },
 }
 
-fn seal_of(path: Option<&std::path::Path>) -> anyhow::Result<coffer_server::config::SealConfig> {
+/// The `[seal]` and `[database]` of a coffer.toml (defaults: the file seal, SQLite in the data directory).
+fn seal_of(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<(
+    coffer_server::config::SealConfig,
+    coffer_server::database::DatabaseConfig,
+)> {
     match path {
-        None => Ok(coffer_server::config::SealConfig::default()),
+        None => Ok(Default::default()),
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            Ok(ServeConfig::from_toml(&text)
-                .with_context(|| format!("parsing {}", p.display()))?
-                .seal)
+            let c = ServeConfig::from_toml(&text).with_context(|| format!("parsing {}", p.display()))?;
+            Ok((c.seal, c.database))
         }
     }
 }
@@ -131,6 +136,16 @@ struct ServeArgs {
     /// for one start after the loss was investigated.
     #[arg(long)]
     accept_audit_truncation: bool,
+    /// PostgreSQL instead of SQLite in the data directory: `postgres://user@host:port/db?sslmode=verify-full&…`,
+    /// without the password (`[database] url`).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// File whose first line is the database password (`[database] password_file`).
+    #[arg(long, conflicts_with = "database_password_env")]
+    database_password_file: Option<PathBuf>,
+    /// Environment variable holding the database password (`[database] password_env`).
+    #[arg(long)]
+    database_password_env: Option<String>,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -177,6 +192,17 @@ impl ServeArgs {
         c.audit.accept_truncation |= self.accept_audit_truncation;
         if !self.administrators.is_empty() {
             c.administrators = self.administrators;
+        }
+        if self.database_url.is_some() {
+            c.database.url = self.database_url;
+        }
+        if self.database_password_file.is_some() {
+            c.database.password_file = self.database_password_file;
+            c.database.password_env = None;
+        }
+        if self.database_password_env.is_some() {
+            c.database.password_env = self.database_password_env;
+            c.database.password_file = None;
         }
         Ok(c)
     }
@@ -229,9 +255,9 @@ fn main() -> anyhow::Result<()> {
             to_config,
         }) => {
             init_tracing("text");
-            let from = seal_of(from_config.as_deref())?;
-            let to = seal_of(to_config.as_deref())?;
-            runtime()?.block_on(coffer_server::seal::migrate(&data_dir, &from, &to))
+            let (from, database) = seal_of(from_config.as_deref())?;
+            let (to, _) = seal_of(to_config.as_deref())?;
+            runtime()?.block_on(coffer_server::seal::migrate(&data_dir, &database, &from, &to))
         }
         Command::Serve(args) => {
             init_tracing(&args.log_format);

@@ -66,6 +66,9 @@ pub struct ServeConfig {
     pub backup: BackupConfig,
     /// Connection timeouts and caps (`[connections]` in coffer.toml).
     pub connections: ConnectionsConfig,
+    /// Where the state lives (`[database]` in coffer.toml): SQLite in the data directory unless a PostgreSQL url
+    /// is given.
+    pub database: crate::database::DatabaseConfig,
 }
 
 /// Connection timeouts and caps (docs/NETWORK.md, `crate::connections`).
@@ -566,6 +569,7 @@ impl Default for ServeConfig {
             throttling: ThrottlingConfig::default(),
             backup: BackupConfig::default(),
             connections: ConnectionsConfig::default(),
+            database: crate::database::DatabaseConfig::default(),
         }
     }
 }
@@ -578,6 +582,7 @@ impl ServeConfig {
 
     /// Checks values that flags and files can get wrong.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.database.validate()?;
         if !(7..=90).contains(&self.soft_delete_retention_days) {
             anyhow::bail!("soft-delete retention must be 7 to 90 days");
         }

@@ -7,6 +7,7 @@ pub mod backup_storage;
 pub mod config;
 pub mod connections;
 pub mod convert;
+pub mod database;
 pub mod datadir;
 pub mod error;
 pub mod jwks;

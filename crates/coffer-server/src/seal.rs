@@ -71,10 +71,15 @@ impl SealProvider for Pkcs11SealProvider {
 /// `coffer seal migrate`: re-seals the domain secret of the instance in `data_dir` from one provider to another,
 /// with the server stopped. The new seal is proven to open before it is written (one statement); moving away from
 /// the file provider then removes `seal.key`, which no longer protects anything.
-pub async fn migrate(data_dir: &std::path::Path, from: &SealConfig, to: &SealConfig) -> anyhow::Result<()> {
-    use coffer_core::store::Store as _;
+pub async fn migrate(
+    data_dir: &std::path::Path,
+    database: &crate::database::DatabaseConfig,
+    from: &SealConfig,
+    to: &SealConfig,
+) -> anyhow::Result<()> {
+    use coffer_core::store::prelude::*;
     let dir = DataDir::open(data_dir)?;
-    let store = coffer_store::SqliteStore::open(&dir.database()).await?;
+    let store = database.open(&dir).await?;
     let instance = store
         .instance()
         .await?
@@ -109,18 +114,23 @@ pub async fn migrate(data_dir: &std::path::Path, from: &SealConfig, to: &SealCon
 
 /// The audit MAC key of the instance in `data_dir` (for `coffer audit verify`): unseals the domain secret with
 /// `seal` and derives the key. Works while the server runs (read-only).
-pub async fn audit_mac_key(data_dir: &std::path::Path, seal: &SealConfig) -> anyhow::Result<SecretBytes> {
-    Ok(audit_key_and_checkpoint(data_dir, seal).await?.0)
+pub async fn audit_mac_key(
+    data_dir: &std::path::Path,
+    database: &crate::database::DatabaseConfig,
+    seal: &SealConfig,
+) -> anyhow::Result<SecretBytes> {
+    Ok(audit_key_and_checkpoint(data_dir, database, seal).await?.0)
 }
 
 /// The audit MAC key (as [`audit_mac_key`]) and the stored audit checkpoint (`None`: none stored yet).
 pub async fn audit_key_and_checkpoint(
     data_dir: &std::path::Path,
+    database: &crate::database::DatabaseConfig,
     seal: &SealConfig,
 ) -> anyhow::Result<(SecretBytes, Option<String>)> {
-    use coffer_core::store::Store as _;
+    use coffer_core::store::prelude::*;
     let dir = DataDir::open(data_dir)?;
-    let store = coffer_store::SqliteStore::open(&dir.database()).await?;
+    let store = database.open(&dir).await?;
     let checkpoint = store.meta(coffer_core::audit::checkpoint::META_NAME).await?;
     let instance = store
         .instance()

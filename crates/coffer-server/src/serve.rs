@@ -11,7 +11,6 @@ use coffer_core::clock::SystemClock;
 use coffer_core::hsm::HsmConfig;
 use coffer_core::instance::CreateOptions;
 use coffer_core::store_metrics::CountingStore;
-use coffer_store::SqliteStore;
 
 use crate::config::ServeConfig;
 use crate::datadir::{DataDir, write_private};
@@ -102,9 +101,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     );
 
     // Every store call is counted, from the first one on (`coffer_store_queries_total`).
-    let store = CountingStore::new(Arc::new(SqliteStore::open(&dir.database()).await?));
+    tracing::info!(database = %config.database.describe(&dir), "opening the store");
+    let store = CountingStore::new(Arc::new(config.database.open(&dir).await?));
     let store_queries = Arc::clone(store.counters());
-    let fresh = coffer_core::store::Store::instance(&store).await?.is_none();
+    let fresh = coffer_core::store::InstanceStore::instance(&store).await?.is_none();
     if !fresh && config.recovery {
         tracing::warn!(
             "--recovery only applies to a new instance: {} already holds one",

@@ -1,55 +1,268 @@
-//! SQLite: principals, secrets, certificates, groups, custom roles and role assignments.
+//! `IdentityStore` on SQL: principals, their secrets, certificates and networks, and groups with their members.
+use async_trait::async_trait;
 use coffer_core::Error;
-use coffer_core::rbac::{EligibleAssignment, Network, Permission, RoleAssignment, RoleDefinition, RoleType, Scope};
-use coffer_core::store::{ClientSecretRecord, GroupRecord, PrincipalRecord};
-use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::rows::storage;
+use crate::sql::{SqlStore, exists, write_tx};
+use coffer_core::rbac::Network;
+use coffer_core::store::{ClientSecretRecord, GroupRecord, IdentityStore, Kind, PrincipalRecord, Refusal};
 
-#[derive(Serialize, Deserialize)]
-struct PermissionRow {
-    actions: Vec<String>,
-    not_actions: Vec<String>,
-    data_actions: Vec<String>,
-    not_data_actions: Vec<String>,
-}
+#[async_trait]
+impl IdentityStore for SqlStore {
+    async fn principal_by_client_id(&self, client_id: &str) -> Result<Option<PrincipalRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let row = sqlx::query("SELECT * FROM principals WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage)?;
+        match row {
+            Some(r) => Ok(Some(principal_from_row(&mut conn, &r).await?)),
+            None => Ok(None),
+        }
+    }
 
-pub(crate) fn permissions_json(p: &[Permission]) -> Result<String, Error> {
-    let rows: Vec<PermissionRow> = p
-        .iter()
-        .map(|p| PermissionRow {
-            actions: p.actions.clone(),
-            not_actions: p.not_actions.clone(),
-            data_actions: p.data_actions.clone(),
-            not_data_actions: p.not_data_actions.clone(),
+    async fn add_certificate(&self, object_id: &str, der: &[u8]) -> Result<bool, Error> {
+        write_tx!(self, |tx| {
+            if !exists(
+                &mut tx,
+                "SELECT 1 AS one FROM principals WHERE object_id = $1",
+                object_id,
+            )
+            .await?
+            {
+                return Ok(false);
+            }
+            sqlx::query("INSERT INTO principal_certificates (object_id, der) VALUES ($1, $2)")
+                .bind(object_id)
+                .bind(der)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            Ok(true)
         })
-        .collect();
-    serde_json::to_string(&rows).map_err(|e| Error::Corrupt(e.to_string()))
-}
+    }
 
-pub(crate) fn role_from_row(r: &SqliteRow) -> Result<RoleDefinition, Error> {
-    let perms: Vec<PermissionRow> = serde_json::from_str(&r.try_get::<String, _>("permissions").map_err(storage)?)
-        .map_err(|_| Error::Corrupt("role permissions".into()))?;
-    let scopes: Vec<String> = serde_json::from_str(&r.try_get::<String, _>("assignable_scopes").map_err(storage)?)
-        .map_err(|_| Error::Corrupt("role scopes".into()))?;
-    Ok(RoleDefinition {
-        id: r.try_get("id").map_err(storage)?,
-        role_name: r.try_get("role_name").map_err(storage)?,
-        description: r.try_get("description").map_err(storage)?,
-        role_type: RoleType::Custom,
-        permissions: perms
-            .into_iter()
-            .map(|p| Permission {
-                actions: p.actions,
-                not_actions: p.not_actions,
-                data_actions: p.data_actions,
-                not_data_actions: p.not_data_actions,
-            })
-            .collect(),
-        assignable_scopes: scopes,
-    })
+    async fn principal(&self, object_id: &str) -> Result<Option<PrincipalRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let row = sqlx::query("SELECT * FROM principals WHERE object_id = $1")
+            .bind(object_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage)?;
+        match row {
+            Some(r) => Ok(Some(principal_from_row(&mut conn, &r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn principal_networks(&self, object_id: &str) -> Result<Option<Vec<Network>>, Error> {
+        let row = sqlx::query("SELECT allowed_networks FROM principals WHERE object_id = $1")
+            .bind(object_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(storage)?;
+        row.map(|r| networks_from(&r.try_get::<String, _>("allowed_networks").map_err(storage)?))
+            .transpose()
+    }
+
+    async fn list_principals(&self) -> Result<Vec<PrincipalRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let rows = sqlx::query("SELECT * FROM principals ORDER BY object_id")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(storage)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(principal_from_row(&mut conn, r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn create_principal(&self, principal: &PrincipalRecord) -> Result<(), Error> {
+        write_tx!(self, |tx| {
+            insert_principal(&mut tx, principal).await?;
+            Ok(())
+        })
+    }
+
+    async fn delete_principal(&self, object_id: &str) -> Result<bool, Error> {
+        write_tx!(self, |tx| {
+            if !exists(
+                &mut tx,
+                "SELECT 1 AS one FROM principals WHERE object_id = $1",
+                object_id,
+            )
+            .await?
+            {
+                return Ok(false);
+            }
+            for sql in [
+                "DELETE FROM principal_secrets WHERE object_id = $1",
+                "DELETE FROM principal_certificates WHERE object_id = $1",
+                "DELETE FROM group_members WHERE member_id = $1",
+                "DELETE FROM role_assignments WHERE principal_id = $1",
+                "DELETE FROM principals WHERE object_id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(object_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(storage)?;
+            }
+            Ok(true)
+        })
+    }
+
+    async fn add_secret(&self, object_id: &str, secret: &ClientSecretRecord) -> Result<bool, Error> {
+        write_tx!(self, |tx| {
+            if !exists(
+                &mut tx,
+                "SELECT 1 AS one FROM principals WHERE object_id = $1",
+                object_id,
+            )
+            .await?
+            {
+                return Ok(false);
+            }
+            insert_secret(&mut tx, object_id, secret).await?;
+            Ok(true)
+        })
+    }
+
+    async fn delete_secret(&self, object_id: &str, secret_id: &str) -> Result<bool, Error> {
+        write_tx!(self, |tx| {
+            let done = sqlx::query("DELETE FROM principal_secrets WHERE object_id = $1 AND secret_id = $2")
+                .bind(object_id)
+                .bind(secret_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    async fn create_group(&self, group: &GroupRecord) -> Result<(), Error> {
+        write_tx!(self, |tx| {
+            if exists(
+                &mut tx,
+                "SELECT 1 AS one FROM groups WHERE object_id = $1",
+                &group.object_id,
+            )
+            .await?
+            {
+                return Err(Refusal::Taken {
+                    what: Kind::Group,
+                    id: group.object_id.clone(),
+                }
+                .into());
+            }
+            sqlx::query("INSERT INTO groups (object_id, display_name, created) VALUES ($1, $2, $3)")
+                .bind(&group.object_id)
+                .bind(&group.display_name)
+                .bind(group.created)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            Ok(())
+        })
+    }
+
+    async fn group(&self, object_id: &str) -> Result<Option<GroupRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let row = sqlx::query("SELECT * FROM groups WHERE object_id = $1")
+            .bind(object_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(storage)?;
+        match row {
+            Some(r) => Ok(Some(group_from_row(&mut conn, &r).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_groups(&self) -> Result<Vec<GroupRecord>, Error> {
+        let mut conn = self.reader.acquire().await.map_err(storage)?;
+        let rows = sqlx::query("SELECT * FROM groups ORDER BY object_id")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(storage)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(group_from_row(&mut conn, r).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_group(&self, object_id: &str) -> Result<bool, Error> {
+        write_tx!(self, |tx| {
+            if !exists(&mut tx, "SELECT 1 AS one FROM groups WHERE object_id = $1", object_id).await? {
+                return Ok(false);
+            }
+            for sql in [
+                "DELETE FROM group_members WHERE group_id = $1",
+                "DELETE FROM role_assignments WHERE principal_id = $1",
+                "DELETE FROM groups WHERE object_id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(object_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(storage)?;
+            }
+            Ok(true)
+        })
+    }
+
+    async fn add_group_member(&self, group_id: &str, member_id: &str) -> Result<bool, Error> {
+        write_tx!(self, |tx| {
+            if !exists(&mut tx, "SELECT 1 AS one FROM groups WHERE object_id = $1", group_id).await? {
+                return Ok(false);
+            }
+            sqlx::query("INSERT INTO group_members (group_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(group_id)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            Ok(true)
+        })
+    }
+
+    async fn remove_group_member(&self, group_id: &str, member_id: &str) -> Result<bool, Error> {
+        write_tx!(self, |tx| {
+            let done = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND member_id = $2")
+                .bind(group_id)
+                .bind(member_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    async fn groups_of(&self, member_id: &str) -> Result<Vec<String>, Error> {
+        sqlx::query("SELECT group_id FROM group_members WHERE member_id = $1 ORDER BY group_id")
+            .bind(member_id)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(storage)?
+            .iter()
+            .map(|r| r.try_get::<String, _>("group_id").map_err(storage))
+            .collect()
+    }
+
+    async fn set_principal_networks(&self, object_id: &str, networks: &[Network]) -> Result<bool, Error> {
+        let done = sqlx::query("UPDATE principals SET allowed_networks = $1 WHERE object_id = $2")
+            .bind(networks_json(networks))
+            .bind(object_id)
+            .execute(&self.writer)
+            .await
+            .map_err(storage)?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 pub(crate) fn networks_json(n: &[Network]) -> String {
@@ -64,35 +277,8 @@ pub(crate) fn networks_from(text: &str) -> Result<Vec<Network>, Error> {
         .collect()
 }
 
-pub(crate) fn assignment_from_row(r: &SqliteRow) -> Result<RoleAssignment, Error> {
-    let scope: String = r.try_get("scope").map_err(storage)?;
-    Ok(RoleAssignment {
-        name: r.try_get("name").map_err(storage)?,
-        scope: Scope::parse(&scope).map_err(|_| Error::Corrupt(format!("assignment scope {scope}")))?,
-        role_definition_id: r.try_get("role_definition_id").map_err(storage)?,
-        principal_id: r.try_get("principal_id").map_err(storage)?,
-        created: r.try_get("created").map_err(storage)?,
-        expires: r.try_get("expires").map_err(storage)?,
-        allowed_networks: networks_from(&r.try_get::<String, _>("allowed_networks").map_err(storage)?)?,
-        last_used: r.try_get("last_used").map_err(storage)?,
-        justification: r.try_get("justification").map_err(storage)?,
-    })
-}
-
-pub(crate) fn eligible_from_row(r: &SqliteRow) -> Result<EligibleAssignment, Error> {
-    let scope: String = r.try_get("scope").map_err(storage)?;
-    Ok(EligibleAssignment {
-        name: r.try_get("name").map_err(storage)?,
-        scope: Scope::parse(&scope).map_err(|_| Error::Corrupt(format!("eligible scope {scope}")))?,
-        role_definition_id: r.try_get("role_definition_id").map_err(storage)?,
-        principal_id: r.try_get("principal_id").map_err(storage)?,
-        max_duration_secs: r.try_get("max_duration_secs").map_err(storage)?,
-        created: r.try_get("created").map_err(storage)?,
-    })
-}
-
 /// Loads a principal's credentials onto a principal row.
-pub(crate) async fn principal_from_row(conn: &mut SqliteConnection, r: &SqliteRow) -> Result<PrincipalRecord, Error> {
+pub(crate) async fn principal_from_row(conn: &mut AnyConnection, r: &AnyRow) -> Result<PrincipalRecord, Error> {
     let object_id: String = r.try_get("object_id").map_err(storage)?;
     let secrets = sqlx::query("SELECT secret_id, secret_hash, created FROM principal_secrets WHERE object_id = $1")
         .bind(&object_id)
@@ -130,7 +316,7 @@ pub(crate) async fn principal_from_row(conn: &mut SqliteConnection, r: &SqliteRo
     })
 }
 
-pub(crate) async fn insert_principal(conn: &mut SqliteConnection, p: &PrincipalRecord) -> Result<(), Error> {
+pub(crate) async fn insert_principal(conn: &mut AnyConnection, p: &PrincipalRecord) -> Result<(), Error> {
     let taken = sqlx::query("SELECT 1 AS one FROM principals WHERE object_id = $1 OR client_id = $2")
         .bind(&p.object_id)
         .bind(&p.client_id)
@@ -138,9 +324,11 @@ pub(crate) async fn insert_principal(conn: &mut SqliteConnection, p: &PrincipalR
         .await
         .map_err(storage)?;
     if taken.is_some() {
-        return Err(Error::Conflict(
-            "A principal with this object id or client id exists.".into(),
-        ));
+        return Err(Refusal::Taken {
+            what: Kind::Principal,
+            id: p.object_id.clone(),
+        }
+        .into());
     }
     sqlx::query("INSERT INTO principals (object_id, client_id, display_name, created) VALUES ($1, $2, $3, $4)")
         .bind(&p.object_id)
@@ -165,7 +353,7 @@ pub(crate) async fn insert_principal(conn: &mut SqliteConnection, p: &PrincipalR
 }
 
 pub(crate) async fn insert_secret(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     object_id: &str,
     s: &ClientSecretRecord,
 ) -> Result<(), Error> {
@@ -180,38 +368,7 @@ pub(crate) async fn insert_secret(
     Ok(())
 }
 
-pub(crate) async fn insert_assignment(conn: &mut SqliteConnection, a: &RoleAssignment) -> Result<(), Error> {
-    let taken = sqlx::query("SELECT 1 AS one FROM role_assignments WHERE name = $1")
-        .bind(&a.name)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(storage)?;
-    if taken.is_some() {
-        return Err(Error::Conflict(format!(
-            "The role assignment '{}' already exists.",
-            a.name
-        )));
-    }
-    sqlx::query(
-        "INSERT INTO role_assignments (name, scope, role_definition_id, principal_id, created, expires, \
-         allowed_networks, last_used, justification) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&a.name)
-    .bind(a.scope.as_string())
-    .bind(&a.role_definition_id)
-    .bind(&a.principal_id)
-    .bind(a.created)
-    .bind(a.expires)
-    .bind(networks_json(&a.allowed_networks))
-    .bind(a.last_used)
-    .bind(&a.justification)
-    .execute(&mut *conn)
-    .await
-    .map_err(storage)?;
-    Ok(())
-}
-
-pub(crate) async fn group_members(conn: &mut SqliteConnection, group_id: &str) -> Result<Vec<String>, Error> {
+pub(crate) async fn group_members(conn: &mut AnyConnection, group_id: &str) -> Result<Vec<String>, Error> {
     sqlx::query("SELECT member_id FROM group_members WHERE group_id = $1 ORDER BY member_id")
         .bind(group_id)
         .fetch_all(&mut *conn)
@@ -222,7 +379,7 @@ pub(crate) async fn group_members(conn: &mut SqliteConnection, group_id: &str) -
         .collect()
 }
 
-pub(crate) async fn group_from_row(conn: &mut SqliteConnection, r: &SqliteRow) -> Result<GroupRecord, Error> {
+pub(crate) async fn group_from_row(conn: &mut AnyConnection, r: &AnyRow) -> Result<GroupRecord, Error> {
     let object_id: String = r.try_get("object_id").map_err(storage)?;
     let members = group_members(conn, &object_id).await?;
     Ok(GroupRecord {

@@ -1,11 +1,19 @@
-//! Storage adapters for coffer-core's [`Store`](coffer_core::store::Store) port. SQLite (WAL, synchronous FULL)
-//! is the embedded default. Queries are runtime `sqlx::query` calls with `$n` placeholders and portable SQL, so a
-//! PostgreSQL adapter can share them; every `Store` method is one transaction.
+//! Storage adapters for coffer-core's [`Store`](coffer_core::store::Store) port: [`SqlStore`] on SQLite (WAL,
+//! synchronous FULL: the embedded default) or PostgreSQL (serializable transactions, retried on conflict). One
+//! implementation serves both: runtime `sqlx::query` calls through sqlx's `Any` driver with `$n` placeholders and
+//! portable SQL; every `Store` method is one transaction. One file per aggregate of the port.
 
 mod assertions;
+mod backup;
 mod identities;
-mod migrate;
+mod instance;
+mod keys;
+pub mod migrate;
+mod policy;
+mod postgres;
+mod rbac;
 mod rows;
-pub mod sqlite;
+mod sql;
 
-pub use sqlite::SqliteStore;
+pub use postgres::{PasswordSource, PostgresConfig};
+pub use sql::{Dialect, SqlStore};

@@ -4,6 +4,12 @@ use coffer_core::key::{KeyAttributes, KeyName, KeyOperation, KeyOrigin, KeyType,
 use coffer_crypto::keys::{Curve, PublicKey};
 use sqlx::Row;
 
+/// The columns of a key version, with its key's name and deletion state.
+pub(crate) const VERSION_SELECT: &str = "SELECT k.name AS name, k.deleted_date AS deleted_date, \
+    k.scheduled_purge_date AS scheduled_purge_date, v.version, v.kty, v.size_bits, v.crv, v.pub_a, v.pub_b, \
+    v.key_ops, v.enabled, v.nbf, v.exp, v.created, v.updated, v.exportable, v.tags, v.release_policy, \
+    v.sealed_material, v.origin FROM key_versions v JOIN keys k ON k.name_key = v.name_key";
+
 pub(crate) fn storage(e: sqlx::Error) -> Error {
     Error::Storage(Box::new(e))
 }
@@ -46,7 +52,7 @@ pub(crate) fn columns(rec: &KeyVersionRecord) -> Result<VersionColumns, Error> {
     })
 }
 
-pub(crate) fn version_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<KeyVersionRecord, Error> {
+pub(crate) fn version_from_row(row: &sqlx::any::AnyRow) -> Result<KeyVersionRecord, Error> {
     let g = |c: &str| -> Result<i64, Error> { row.try_get::<i64, _>(c).map_err(storage) };
     let go = |c: &str| -> Result<Option<i64>, Error> { row.try_get::<Option<i64>, _>(c).map_err(storage) };
     let s = |c: &str| -> Result<String, Error> { row.try_get::<String, _>(c).map_err(storage) };

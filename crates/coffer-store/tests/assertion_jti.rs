@@ -1,13 +1,13 @@
 //! The client-assertion id memory (`Store::consume_assertion_jti`) in a real SQLite file: an id is accepted once
 //! per client, survives reopening the database, and ids whose assertions expired are pruned.
-use coffer_core::store::Store;
-use coffer_store::SqliteStore;
+use coffer_core::store::prelude::*;
+use coffer_store::SqlStore;
 
 #[tokio::test]
 async fn a_jti_is_accepted_once_across_reopening_and_expired_ones_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("coffer.db");
-    let store = SqliteStore::open(&db).await.unwrap();
+    let store = SqlStore::open_sqlite(&db).await.unwrap();
     assert!(
         store
             .consume_assertion_jti("client-a", "j1", 2_000, 1_000)
@@ -30,7 +30,7 @@ async fn a_jti_is_accepted_once_across_reopening_and_expired_ones_are_pruned() {
     );
     drop(store);
 
-    let store = SqliteStore::open(&db).await.unwrap();
+    let store = SqlStore::open_sqlite(&db).await.unwrap();
     assert!(
         !store
             .consume_assertion_jti("client-a", "j1", 2_000, 2_000)

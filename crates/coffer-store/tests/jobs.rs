@@ -16,7 +16,7 @@ use coffer_core::ops::rotation::RotationPolicyRequest;
 use coffer_core::rbac::{Scope, builtin};
 use coffer_core::{Hsm, Principal};
 use coffer_crypto::SecretBytes;
-use coffer_store::SqliteStore;
+use coffer_store::SqlStore;
 
 const DAY: i64 = 86_400;
 const T0: i64 = 1_800_000_000;
@@ -27,7 +27,7 @@ async fn hsm(
     retention: i64,
     purge_protection: bool,
 ) -> (Hsm, Principal, Captured) {
-    let store = SqliteStore::open(&dir.join("coffer.db")).await.unwrap();
+    let store = SqlStore::open_sqlite(&dir.join("coffer.db")).await.unwrap();
     let seal = Arc::new(KeySealProvider::new(SecretBytes::new(vec![7u8; 32])).unwrap());
     let config = HsmConfig {
         security_domain_redownload_without_quorum: false,

@@ -15,7 +15,7 @@ use coffer_core::ops::role_assignments::AssignmentOptions;
 use coffer_core::rbac::{Scope, builtin};
 use coffer_core::{Error, Hsm, Principal};
 use coffer_crypto::SecretBytes;
-use coffer_store::SqliteStore;
+use coffer_store::SqlStore;
 
 const T0: i64 = 1_800_000_000;
 const URL: &str = "https://127.0.0.1:1";
@@ -27,7 +27,7 @@ const DIGEST: [u8; 32] = [
 
 /// Opens (creating it the first time) the instance in `dir/coffer.db`; the bootstrap credentials when created.
 async fn open(dir: &std::path::Path, clock: Arc<FixedClock>) -> (Hsm, Option<(String, SecretBytes)>) {
-    let store = SqliteStore::open(&dir.join("coffer.db")).await.unwrap();
+    let store = SqlStore::open_sqlite(&dir.join("coffer.db")).await.unwrap();
     let seal = Arc::new(KeySealProvider::new(SecretBytes::new(vec![7u8; 32])).unwrap());
     let config = HsmConfig {
         security_domain_redownload_without_quorum: false,

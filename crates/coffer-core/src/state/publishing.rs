@@ -15,6 +15,7 @@ use crate::Error;
 use crate::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
 use crate::policy::PolicyAssignment;
 use crate::rbac::{Activation, EligibleAssignment, Network, RoleAssignment, RoleDefinition};
+use crate::store::{AssertionStore, BackupStore, IdentityStore, InstanceStore, KeyStore, PolicyStore, RbacStore};
 use crate::store::{
     ClientSecretRecord, GroupRecord, InstanceRecord, KeyDump, NewVersionMode, PrincipalRecord, RestoreSet, Store,
 };
@@ -128,7 +129,7 @@ impl Ctx {
 }
 
 #[async_trait]
-impl Store for PublishingStore {
+impl InstanceStore for PublishingStore {
     async fn instance(&self) -> Result<Option<InstanceRecord>, Error> {
         self.inner.instance().await
     }
@@ -157,21 +158,6 @@ impl Store for PublishingStore {
     }
     async fn reseal_domain_secret(&self, sealed_domain_secret: &[u8]) -> Result<(), Error> {
         self.inner.reseal_domain_secret(sealed_domain_secret).await
-    }
-    async fn rotation_policy(&self, name: &KeyName) -> Result<Option<(String, i64, i64)>, Error> {
-        self.inner.rotation_policy(name).await
-    }
-    async fn put_rotation_policy(&self, name: &KeyName, policy: &str, now: i64) -> Result<bool, Error> {
-        self.inner.put_rotation_policy(name, policy, now).await
-    }
-    async fn rotation_policies(&self) -> Result<Vec<(KeyName, String)>, Error> {
-        self.inner.rotation_policies().await
-    }
-    async fn purge_due(&self, now: i64) -> Result<Vec<KeyName>, Error> {
-        self.inner.purge_due(now).await
-    }
-    async fn version_count(&self, name: &KeyName) -> Result<i64, Error> {
-        self.inner.version_count(name).await
     }
     async fn settings(&self) -> Result<Vec<(String, String)>, Error> {
         self.inner.settings().await
@@ -202,9 +188,6 @@ impl Store for PublishingStore {
         })
         .await
     }
-    async fn key_counts(&self) -> Result<Vec<(String, i64)>, Error> {
-        self.inner.key_counts().await
-    }
     async fn enable_purge_protection(&self) -> Result<(), Error> {
         self.write(|c| {
             Box::pin(async move {
@@ -215,21 +198,27 @@ impl Store for PublishingStore {
         })
         .await
     }
-    async fn dump_keys(&self) -> Result<Vec<KeyDump>, Error> {
-        self.inner.dump_keys().await
+}
+
+#[async_trait]
+impl KeyStore for PublishingStore {
+    async fn rotation_policy(&self, name: &KeyName) -> Result<Option<(String, i64, i64)>, Error> {
+        self.inner.rotation_policy(name).await
     }
-    async fn restore_full(&self, state: &RestoreSet) -> Result<(), Error> {
-        let set = state.clone();
-        self.write(|c| {
-            Box::pin(async move {
-                let r = c.store.restore_full(&set).await;
-                // Rebuilt even on failure: the transaction rolled back, and the rebuild proves the view matches.
-                c.publish(|s, v| async move { super::rebuild(s.as_ref(), v).await })
-                    .await;
-                r
-            })
-        })
-        .await
+    async fn put_rotation_policy(&self, name: &KeyName, policy: &str, now: i64) -> Result<bool, Error> {
+        self.inner.put_rotation_policy(name, policy, now).await
+    }
+    async fn rotation_policies(&self) -> Result<Vec<(KeyName, String)>, Error> {
+        self.inner.rotation_policies().await
+    }
+    async fn purge_due(&self, now: i64) -> Result<Vec<KeyName>, Error> {
+        self.inner.purge_due(now).await
+    }
+    async fn version_count(&self, name: &KeyName) -> Result<i64, Error> {
+        self.inner.version_count(name).await
+    }
+    async fn key_counts(&self) -> Result<Vec<(String, i64)>, Error> {
+        self.inner.key_counts().await
     }
     async fn insert_versions(&self, versions: &[KeyVersionRecord], mode: NewVersionMode) -> Result<KeyName, Error> {
         let versions = versions.to_vec();
@@ -313,7 +302,30 @@ impl Store for PublishingStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl BackupStore for PublishingStore {
+    async fn dump_keys(&self) -> Result<Vec<KeyDump>, Error> {
+        self.inner.dump_keys().await
+    }
+    async fn restore_full(&self, state: &RestoreSet) -> Result<(), Error> {
+        let set = state.clone();
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.restore_full(&set).await;
+                // Rebuilt even on failure: the transaction rolled back, and the rebuild proves the view matches.
+                c.publish(|s, v| async move { super::rebuild(s.as_ref(), v).await })
+                    .await;
+                r
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl IdentityStore for PublishingStore {
     async fn principal_by_client_id(&self, client_id: &str) -> Result<Option<PrincipalRecord>, Error> {
         self.inner.principal_by_client_id(client_id).await
     }
@@ -387,7 +399,6 @@ impl Store for PublishingStore {
         })
         .await
     }
-
     async fn create_group(&self, group: &GroupRecord) -> Result<(), Error> {
         let group = group.clone();
         self.write(|c| {
@@ -461,7 +472,21 @@ impl Store for PublishingStore {
     async fn groups_of(&self, member_id: &str) -> Result<Vec<String>, Error> {
         self.inner.groups_of(member_id).await
     }
+    async fn set_principal_networks(&self, object_id: &str, networks: &[Network]) -> Result<bool, Error> {
+        let (id, networks) = (object_id.to_string(), networks.to_vec());
+        self.write(|c| {
+            Box::pin(async move {
+                let r = c.store.set_principal_networks(&id, &networks).await?;
+                c.principal(id).await;
+                Ok(r)
+            })
+        })
+        .await
+    }
+}
 
+#[async_trait]
+impl RbacStore for PublishingStore {
     async fn custom_roles(&self) -> Result<Vec<RoleDefinition>, Error> {
         self.inner.custom_roles().await
     }
@@ -524,18 +549,6 @@ impl Store for PublishingStore {
     async fn touch_role_assignment(&self, name: &str, now: i64) -> Result<(), Error> {
         self.inner.touch_role_assignment(name, now).await
     }
-    async fn set_principal_networks(&self, object_id: &str, networks: &[Network]) -> Result<bool, Error> {
-        let (id, networks) = (object_id.to_string(), networks.to_vec());
-        self.write(|c| {
-            Box::pin(async move {
-                let r = c.store.set_principal_networks(&id, &networks).await?;
-                c.principal(id).await;
-                Ok(r)
-            })
-        })
-        .await
-    }
-
     async fn create_eligible(&self, eligible: &EligibleAssignment) -> Result<(), Error> {
         self.inner.create_eligible(eligible).await
     }
@@ -562,7 +575,10 @@ impl Store for PublishingStore {
     async fn activations(&self) -> Result<Vec<Activation>, Error> {
         self.inner.activations().await
     }
+}
 
+#[async_trait]
+impl PolicyStore for PublishingStore {
     // Key policies are evaluated where a version is written (a write, which may read the store); they are not
     // part of the request-path state.
     async fn policy_assignments(&self) -> Result<Vec<PolicyAssignment>, Error> {
@@ -581,6 +597,10 @@ impl Store for PublishingStore {
     async fn delete_policy_assignment(&self, name: &str) -> Result<bool, Error> {
         self.inner.delete_policy_assignment(name).await
     }
+}
+
+#[async_trait]
+impl AssertionStore for PublishingStore {
     // Not part of the view: written straight through.
     async fn consume_assertion_jti(&self, client_id: &str, jti: &str, expires: i64, now: i64) -> Result<bool, Error> {
         self.inner.consume_assertion_jti(client_id, jti, expires, now).await

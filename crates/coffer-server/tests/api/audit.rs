@@ -17,9 +17,13 @@ fn records(s: &TestServer) -> Vec<Value> {
 
 /// Checks every line of the audit directory with the instance's MAC key; returns the number of records.
 async fn verify_all(s: &TestServer) -> u64 {
-    let key = coffer_server::seal::audit_mac_key(&s.data_dir(), &coffer_server::config::SealConfig::default())
-        .await
-        .unwrap();
+    let key = coffer_server::seal::audit_mac_key(
+        &s.data_dir(),
+        &coffer_server::database::DatabaseConfig::default(),
+        &coffer_server::config::SealConfig::default(),
+    )
+    .await
+    .unwrap();
     let mut v = coffer_core::audit::Verifier::new(Some(key)).from_genesis();
     for f in coffer_server::audit_sinks::file::list_files(&s.audit_dir()).unwrap() {
         for (i, line) in std::fs::read_to_string(&f).unwrap().lines().enumerate() {
