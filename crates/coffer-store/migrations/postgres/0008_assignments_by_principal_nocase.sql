@@ -1,0 +1,11 @@
+-- Principal ids are compared case-insensitively (ASCII), as the in-memory state does: an index that serves
+-- the case-insensitive lookup, so publishing one assignee's assignments reads only theirs.
+-- PostgreSQL translation of ../sqlite/0008_assignments_by_principal_nocase.sql (rules: 0001_initial.sql).
+-- SQLite-ism: PostgreSQL has no NOCASE collation. The index is on lower(principal_id) instead (same name), and it
+-- serves only a query written with that expression, where SQLite's adapter writes `principal_id = ? COLLATE NOCASE`:
+--     WHERE lower(principal_id) = lower($1 COLLATE "C")
+-- principal_id is COLLATE "C", so lower(principal_id) folds A-Z only, exactly as NOCASE does. The bound value needs
+-- the COLLATE "C" too: a parameter takes the database's default collation, and under a libc or ICU locale
+-- lower($1) would also fold non-ASCII letters (`lower($1)` alone is exact only in a database whose locale is C,
+-- as scripts/postgres makes them).
+CREATE INDEX role_assignments_by_principal_nocase ON role_assignments (lower(principal_id));
