@@ -28,6 +28,9 @@ pub enum AuditCommand {
         /// missing.
         #[arg(long)]
         from_start: bool,
+        /// The instance's database (default: the [database] of --config, else SQLite in the data directory).
+        #[command(flatten)]
+        database: crate::DatabaseArgs,
     },
     /// Query the audit log of a running server (JSON Lines on stdout).
     Query {
@@ -77,10 +80,12 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             data_dir,
             config,
             from_start,
+            database: db_args,
         } => {
             let (key, checkpoint) = match &data_dir {
                 Some(d) => {
                     let (seal, database) = crate::seal_of(config.as_deref())?;
+                    let database = db_args.over(database);
                     let (key, cp) = coffer_server::seal::audit_key_and_checkpoint(d, &database, &seal).await?;
                     let cp = cp.map(|value| coffer_core::audit::Checkpoint::decode(&value, &key));
                     (Some(key), cp)

@@ -70,6 +70,9 @@ enum SealCommand {
         /// coffer.toml whose [seal] to move to (default: the file provider).
         #[arg(long)]
         to_config: Option<PathBuf>,
+        /// The instance's database (default: the [database] of --from-config, else SQLite in the data directory).
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
 }
 
@@ -87,6 +90,42 @@ fn seal_of(
             let c = ServeConfig::from_toml(&text).with_context(|| format!("parsing {}", p.display()))?;
             Ok((c.seal, c.database))
         }
+    }
+}
+
+/// Where the instance's state lives, over the `[database]` of the configuration file.
+#[derive(Args, Default)]
+pub(crate) struct DatabaseArgs {
+    /// PostgreSQL instead of SQLite in the data directory: `postgres://user@host:port/db?sslmode=verify-full&…`,
+    /// without the password (`[database] url`).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// File whose first line is the database password (`[database] password_file`).
+    #[arg(long, conflicts_with = "database_password_env")]
+    database_password_file: Option<PathBuf>,
+    /// Environment variable holding the database password (`[database] password_env`).
+    #[arg(long)]
+    database_password_env: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// `base` with the flags given here applied over it.
+    pub(crate) fn over(
+        self,
+        mut base: coffer_server::database::DatabaseConfig,
+    ) -> coffer_server::database::DatabaseConfig {
+        if self.database_url.is_some() {
+            base.url = self.database_url;
+        }
+        if self.database_password_file.is_some() {
+            base.password_file = self.database_password_file;
+            base.password_env = None;
+        }
+        if self.database_password_env.is_some() {
+            base.password_env = self.database_password_env;
+            base.password_file = None;
+        }
+        base
     }
 }
 
@@ -136,16 +175,8 @@ struct ServeArgs {
     /// for one start after the loss was investigated.
     #[arg(long)]
     accept_audit_truncation: bool,
-    /// PostgreSQL instead of SQLite in the data directory: `postgres://user@host:port/db?sslmode=verify-full&…`,
-    /// without the password (`[database] url`).
-    #[arg(long)]
-    database_url: Option<String>,
-    /// File whose first line is the database password (`[database] password_file`).
-    #[arg(long, conflicts_with = "database_password_env")]
-    database_password_file: Option<PathBuf>,
-    /// Environment variable holding the database password (`[database] password_env`).
-    #[arg(long)]
-    database_password_env: Option<String>,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -193,17 +224,7 @@ impl ServeArgs {
         if !self.administrators.is_empty() {
             c.administrators = self.administrators;
         }
-        if self.database_url.is_some() {
-            c.database.url = self.database_url;
-        }
-        if self.database_password_file.is_some() {
-            c.database.password_file = self.database_password_file;
-            c.database.password_env = None;
-        }
-        if self.database_password_env.is_some() {
-            c.database.password_env = self.database_password_env;
-            c.database.password_file = None;
-        }
+        c.database = self.database.over(c.database);
         Ok(c)
     }
 }
@@ -253,9 +274,11 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             from_config,
             to_config,
+            database: db_args,
         }) => {
             init_tracing("text");
             let (from, database) = seal_of(from_config.as_deref())?;
+            let database = db_args.over(database);
             let (to, _) = seal_of(to_config.as_deref())?;
             runtime()?.block_on(coffer_server::seal::migrate(&data_dir, &database, &from, &to))
         }

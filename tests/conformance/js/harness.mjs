@@ -1,7 +1,7 @@
 // Start/stop a real `coffer serve` and build the official @azure clients against it.
 // The runner (run.mjs) starts one server, then runs `node --test` as a child with NODE_EXTRA_CA_CERTS set
 // (Node reads it only at start-up) and COFFER_CREDS_FILE pointing at admin-credentials.json.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import https from "node:https";
 import net from "node:net";
@@ -93,6 +93,31 @@ async function grantCryptoRoles(port, creds) {
   }
 }
 
+/**
+ * In PostgreSQL mode (COFFER_TEST_DATABASE=postgres with the cluster of `scripts/postgres start`), the flags that
+ * put this data directory's state in a database of its own (created on first use); none otherwise.
+ */
+export function databaseArgs(dataDir) {
+  if (process.env.COFFER_TEST_DATABASE !== "postgres") return [];
+  const admin = new URL(process.env.COFFER_TEST_PG_URL);
+  const passwordFile = process.env.COFFER_TEST_PG_PASSWORD_FILE;
+  const ca = process.env.COFFER_TEST_PG_CA;
+  const name = "coffer_" + createHash("sha256").update(path.resolve(dataDir)).digest("hex").slice(0, 20);
+  const env = {
+    ...process.env,
+    PGPASSWORD: fs.readFileSync(passwordFile, "utf8").split("\n")[0],
+    PGSSLMODE: "verify-full",
+    PGSSLROOTCERT: ca,
+  };
+  const conn = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", admin.hostname, "-p", admin.port, "-U", admin.username,
+    "-d", admin.pathname.replace(/^\//, "") || "postgres"];
+  const exists = execFileSync("psql", [...conn, "-tAc", `SELECT 1 FROM pg_database WHERE datname = '${name}'`],
+    { env, encoding: "utf8" }).trim();
+  if (exists !== "1") execFileSync("psql", [...conn, "-c", `CREATE DATABASE "${name}"`], { env });
+  const url = `postgres://${admin.username}@${admin.hostname}:${admin.port}/${name}?sslmode=verify-full&sslrootcert=${ca}`;
+  return ["--database-url", url, "--database-password-file", passwordFile];
+}
+
 export async function startServer({ dataDir, name, port, timeoutMs = 180_000 }) {
   const bin = cofferBin();
   if (!fs.existsSync(bin)) {
@@ -105,7 +130,7 @@ export async function startServer({ dataDir, name, port, timeoutMs = 180_000 }) 
   fs.writeSync(logFd, `\n===== start: port ${port}, data dir ${dataDir} =====\n`);
   const child = spawn(
     bin,
-    ["serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--dev"],
+    ["serve", "--data-dir", dataDir, "--listen", `127.0.0.1:${port}`, "--dev", ...databaseArgs(dataDir)],
     {
       cwd: dataDir,
       stdio: ["ignore", logFd, logFd],

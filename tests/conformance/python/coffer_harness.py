@@ -93,6 +93,41 @@ def with_backup_destinations(extra_args: tuple[str, ...], data_dir: Path) -> lis
     return [*args, "--config", str(config)]
 
 
+def postgres_mode() -> bool:
+    """Whether test servers keep their state in PostgreSQL (`COFFER_TEST_DATABASE=postgres` with the cluster of
+    `scripts/postgres start`: COFFER_TEST_PG_URL, COFFER_TEST_PG_PASSWORD_FILE, COFFER_TEST_PG_CA)."""
+    return os.environ.get("COFFER_TEST_DATABASE") == "postgres"
+
+
+def with_database(args: list[str], data_dir: Path) -> list[str]:
+    """In PostgreSQL mode, `args` plus `--database-url` of a database of this data directory's own (created on
+    first use, so a restart finds its state again) and the password file; otherwise `args`."""
+    return [*args, *database_args(data_dir)]
+
+
+def database_args(data_dir: Path) -> list[str]:
+    """The `--database-url`/`--database-password-file` flags of `data_dir`'s database in PostgreSQL mode (for
+    `coffer serve` and the offline commands: `seal migrate`, `audit verify`); none otherwise."""
+    if not postgres_mode():
+        return []
+    import hashlib
+    admin = os.environ["COFFER_TEST_PG_URL"]
+    password_file = os.environ["COFFER_TEST_PG_PASSWORD_FILE"]
+    ca = os.environ["COFFER_TEST_PG_CA"]
+    name = "coffer_" + hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:20]
+    u = urlparse(admin)
+    env = dict(os.environ, PGPASSWORD=Path(password_file).read_text().splitlines()[0], PGSSLMODE="verify-full",
+               PGSSLROOTCERT=ca)
+    conn = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", u.hostname, "-p", str(u.port), "-U", u.username,
+            "-d", u.path.lstrip("/") or "postgres"]
+    exists = subprocess.run([*conn, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"], env=env,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    if exists != "1":
+        subprocess.run([*conn, "-c", f'CREATE DATABASE "{name}"'], env=env, capture_output=True, text=True, check=True)
+    url = f"postgres://{u.username}@{u.hostname}:{u.port}/{name}?sslmode=verify-full&sslrootcert={ca}"
+    return ["--database-url", url, "--database-password-file", password_file]
+
+
 CRYPTO_USER = "21dbd100-6940-42c2-9190-5d6cb909625b"
 CRYPTO_OFFICER = "515eb02d-2335-4d2d-92f2-b1cbdf9c3778"
 
@@ -152,7 +187,7 @@ class CofferServer:
         self._log_file.write(f"\n===== start #{self.starts}: port {self.port}, data dir {self.data_dir} =====\n".encode())
         mode = ["--dev"] if self.dev else ["--recovery"] if self.recovery else []
         cmd = [str(binary), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *mode,
-               *with_backup_destinations(self.extra_args, self.data_dir)]
+               *with_database(with_backup_destinations(self.extra_args, self.data_dir), self.data_dir)]
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")

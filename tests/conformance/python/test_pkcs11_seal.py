@@ -18,7 +18,7 @@ import pytest
 from azure.keyvault.keys import KeyVaultKey
 from azure.keyvault.keys.crypto import SignatureAlgorithm
 
-from coffer_harness import CofferServer, remote_crypto, uniq
+from coffer_harness import CofferServer, database_args, remote_crypto, uniq
 from localcrypto import digest_for, ec_public_from_jwk, ec_verify
 from sdtools import assert_not_on_disk, dev_domain_secret, run_coffer
 
@@ -133,7 +133,8 @@ def test_seal_migrate_from_file_to_pkcs11(make_server, softhsm):
     sign_and_verify(srv, key)
     assert srv.stop() == 0
 
-    p = run_coffer("seal", "migrate", "--data-dir", srv.data_dir, "--to-config", softhsm.config, env=softhsm.env())
+    p = run_coffer("seal", "migrate", "--data-dir", srv.data_dir, "--to-config", softhsm.config,
+               *database_args(Path(srv.data_dir)), env=softhsm.env())
     assert not seal_key.exists(), f"seal.key must be removed after moving to pkcs11\n{p.stdout}{p.stderr}"
     assert_not_on_disk(dev_domain_secret(srv.data_dir), srv.data_dir, softhsm.tokendir)
     assert token_objects(softhsm), "the migration should have created the seal key inside the token"

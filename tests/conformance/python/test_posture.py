@@ -10,10 +10,11 @@ import datetime
 import json
 import socket
 import uuid
+from pathlib import Path
 
 from azure.keyvault.administration import KeyVaultBackupClient
 
-from coffer_harness import CRYPTO_OFFICER, CRYPTO_USER, uniq
+from coffer_harness import CRYPTO_OFFICER, CRYPTO_USER, database_args, uniq
 from sdtools import describe, raw, run_coffer
 from test_pkcs11_seal import softhsm  # noqa: F401  (fixture)
 
@@ -110,7 +111,8 @@ def test_default_dev_instance_fails_what_it_should_and_passes_after_the_remedies
 
     # The seal into a PKCS#11 token, and audit records to syslog too: both need a restart.
     assert srv.stop() == 0
-    run_coffer("seal", "migrate", "--data-dir", srv.data_dir, "--to-config", softhsm.config, env=softhsm.env())
+    run_coffer("seal", "migrate", "--data-dir", srv.data_dir, "--to-config", softhsm.config,
+               *database_args(Path(srv.data_dir)), env=softhsm.env())
     collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     collector.bind(("127.0.0.1", 0))
     collector.settimeout(10)
