@@ -15,6 +15,8 @@ mod spki;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::io::Write as _;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use coffer_server::ServeConfig;
@@ -52,9 +54,33 @@ enum Command {
     Role(role::RoleArgs),
     /// Full backup and restore of a running instance, like `az keyvault backup start` / `restore start`.
     Backup(backup::BackupArgs),
+    /// State storage administration (run with the server stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print the `az cloud register` and `az login` commands that point the Azure CLI at an instance
     /// (docs/AZURE-CLI.md).
     AzCloud(az_cloud::AzCloudArgs),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Move an instance from SQLite in its data directory to an empty PostgreSQL database (docs/DATABASE.md): every
+    /// row is copied in one transaction and counted, then the SQLite file is renamed so that the server only starts
+    /// again with --database-url. The data directory (seal key, certificates, audit files) stays in use.
+    Migrate {
+        /// The data directory whose coffer.db to move.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database: `postgres://user@host:port/db?sslmode=verify-full&sslrootcert=…` (no password).
+        #[arg(long)]
+        to: String,
+        /// File whose first line is the database password.
+        #[arg(long, conflicts_with = "database_password_env")]
+        database_password_file: Option<PathBuf>,
+        /// Environment variable holding the database password.
+        #[arg(long)]
+        database_password_env: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -281,6 +307,33 @@ fn main() -> anyhow::Result<()> {
             let database = db_args.over(database);
             let (to, _) = seal_of(to_config.as_deref())?;
             runtime()?.block_on(coffer_server::seal::migrate(&data_dir, &database, &from, &to))
+        }
+        Command::Store(StoreCommand::Migrate {
+            from,
+            to,
+            database_password_file,
+            database_password_env,
+        }) => {
+            init_tracing("text");
+            let dir = coffer_server::datadir::DataDir::open(&from)?;
+            let to = coffer_server::database::DatabaseConfig {
+                url: Some(to),
+                password_file: database_password_file,
+                password_env: database_password_env,
+                max_connections: Some(2),
+            };
+            let counts = runtime()?.block_on(coffer_server::database::migrate_sqlite_to_postgres(&dir, &to))?;
+            let mut out = std::io::stdout().lock();
+            for (table, rows) in counts {
+                writeln!(out, "{table:<24} {rows:>10} rows")?;
+            }
+            writeln!(
+                out,
+                "migrated: start the server with --data-dir {} --database-url {}",
+                from.display(),
+                to.describe(&dir)
+            )?;
+            Ok(())
         }
         Command::Serve(args) => {
             init_tracing(&args.log_format);

@@ -9,6 +9,40 @@ use serde::Deserialize;
 
 use crate::datadir::DataDir;
 
+/// What `coffer store migrate` renames the SQLite file to once its state is in PostgreSQL.
+pub fn moved_marker(dir: &DataDir) -> PathBuf {
+    dir.root.join("coffer.db.migrated-to-postgres")
+}
+
+/// `coffer store migrate`: copies the instance of the data directory `dir` (SQLite; the server stopped) into the
+/// empty PostgreSQL database of `to`, then renames the SQLite file (see [`moved_marker`]) so that a server started
+/// without `--database-url` refuses instead of running on the old state. Returns the rows copied per table.
+pub async fn migrate_sqlite_to_postgres(
+    dir: &DataDir,
+    to: &DatabaseConfig,
+) -> anyhow::Result<Vec<(&'static str, i64)>> {
+    anyhow::ensure!(to.url.is_some(), "give the PostgreSQL database to migrate to (--to)");
+    anyhow::ensure!(
+        dir.database().exists(),
+        "{} holds no SQLite database",
+        dir.root.display()
+    );
+    let from = SqlStore::open_sqlite(&dir.database()).await?;
+    let dest = to.open(dir).await?;
+    let counts = coffer_store::copy::sqlite_to_postgres(&from, &dest).await?;
+    from.close().await;
+    dest.close().await;
+    std::fs::rename(dir.database(), moved_marker(dir))
+        .with_context(|| format!("renaming {}", dir.database().display()))?;
+    for suffix in ["-wal", "-shm"] {
+        let side = dir.root.join(format!("coffer.db{suffix}"));
+        if side.exists() {
+            std::fs::remove_file(&side).with_context(|| format!("removing {}", side.display()))?;
+        }
+    }
+    Ok(counts)
+}
+
 /// `[database]`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -56,6 +90,13 @@ impl DatabaseConfig {
     pub async fn open(&self, dir: &DataDir) -> anyhow::Result<SqlStore> {
         self.validate()?;
         let Some(url) = &self.url else {
+            anyhow::ensure!(
+                dir.database().exists() || !moved_marker(dir).exists(),
+                "the state of {} was moved to PostgreSQL by `coffer store migrate` ({} is the old SQLite file): \
+                 start with --database-url (or [database] url)",
+                dir.root.display(),
+                moved_marker(dir).display()
+            );
             return Ok(SqlStore::open_sqlite(&dir.database()).await?);
         };
         let source = match (&self.password_file, &self.password_env) {

@@ -5,6 +5,7 @@
 
 mod assertions;
 mod backup;
+pub mod copy;
 mod identities;
 mod instance;
 mod keys;

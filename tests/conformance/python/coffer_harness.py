@@ -99,16 +99,11 @@ def postgres_mode() -> bool:
     return os.environ.get("COFFER_TEST_DATABASE") == "postgres"
 
 
-def with_database(args: list[str], data_dir: Path) -> list[str]:
-    """In PostgreSQL mode, `args` plus `--database-url` of a database of this data directory's own (created on
-    first use, so a restart finds its state again) and the password file; otherwise `args`."""
-    return [*args, *database_args(data_dir)]
-
-
-def database_args(data_dir: Path) -> list[str]:
-    """The `--database-url`/`--database-password-file` flags of `data_dir`'s database in PostgreSQL mode (for
-    `coffer serve` and the offline commands: `seal migrate`, `audit verify`); none otherwise."""
-    if not postgres_mode():
+def database_args(data_dir: Path, postgres: Optional[bool] = None) -> list[str]:
+    """The `--database-url`/`--database-password-file` flags of `data_dir`'s own PostgreSQL database (created on first
+    use, so a restart finds its state again) when `postgres` (default: PostgreSQL mode), for `coffer serve` and the
+    offline commands (`seal migrate`, `audit verify`); none otherwise."""
+    if not (postgres_mode() if postgres is None else postgres):
         return []
     import hashlib
     admin = os.environ["COFFER_TEST_PG_URL"]
@@ -155,7 +150,8 @@ def grant_crypto_roles(port: int, creds: dict, resource: Optional[str] = None) -
 
 class CofferServer:
     def __init__(self, data_dir: Path, name: str, port: Optional[int] = None, extra_args: tuple[str, ...] = (),
-                 dev: bool = True, recovery: bool = False, env: Optional[dict[str, str]] = None):
+                 dev: bool = True, recovery: bool = False, env: Optional[dict[str, str]] = None,
+                 database: Optional[str] = None):
         """`dev` (the default) starts with --dev: activated at once, and the bootstrap principal gets the crypto roles.
         `dev=False` starts a provisioned instance (or, with `recovery=True`, one in recovery mode) and assigns no
         roles: role-assignment writes are refused until the instance is activated. `env` is added to (or, with a
@@ -169,6 +165,8 @@ class CofferServer:
         self.dev = dev
         self.recovery = recovery
         self.env = dict(env or {})
+        # "sqlite" or "postgres" for this server; None: as COFFER_TEST_DATABASE says (sqlite when unset).
+        self.database = database
         self.log_path = log_dir() / f"{name}.log"
         self.proc: Optional[subprocess.Popen] = None
         self.creds: dict[str, Any] = {}
@@ -176,6 +174,10 @@ class CofferServer:
         self.starts = 0
 
     # ------------------------------------------------------------------ process
+    def database_args(self) -> list[str]:
+        """The database flags this server starts with."""
+        return database_args(self.data_dir, None if self.database is None else self.database == "postgres")
+
     def _spawn(self) -> None:
         binary = coffer_bin()
         if not binary.exists():
@@ -187,7 +189,7 @@ class CofferServer:
         self._log_file.write(f"\n===== start #{self.starts}: port {self.port}, data dir {self.data_dir} =====\n".encode())
         mode = ["--dev"] if self.dev else ["--recovery"] if self.recovery else []
         cmd = [str(binary), "serve", "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.port}", *mode,
-               *with_database(with_backup_destinations(self.extra_args, self.data_dir), self.data_dir)]
+               *with_backup_destinations(self.extra_args, self.data_dir), *self.database_args()]
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
