@@ -118,6 +118,13 @@ impl SqlStore {
         })
     }
 
+    /// The write pool, for tests and tools that must look at the database itself (never for Coffer's own
+    /// queries, which go through the ports).
+    #[doc(hidden)]
+    pub fn pool_for_tests(&self) -> AnyPool {
+        self.writer.clone()
+    }
+
     /// Which database this is.
     pub fn dialect(&self) -> Dialect {
         self.dialect
