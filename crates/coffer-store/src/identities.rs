@@ -5,9 +5,19 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::rows::storage;
-use crate::sql::{SqlStore, exists, write_tx};
+use crate::sql::{Dialect, SqlStore, exists, write_tx};
 use coffer_core::rbac::Network;
 use coffer_core::store::{ClientSecretRecord, GroupRecord, IdentityStore, Kind, PrincipalRecord, Refusal};
+
+impl SqlStore {
+    /// Deletes the role assignments naming one principal or group (`$1`), in any case.
+    fn assignments_of_principal_delete(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "DELETE FROM role_assignments WHERE principal_id = $1 COLLATE NOCASE",
+            Dialect::Postgres => "DELETE FROM role_assignments WHERE lower(principal_id) = lower($1 COLLATE \"C\")",
+        }
+    }
+}
 
 #[async_trait]
 impl IdentityStore for SqlStore {
@@ -103,7 +113,8 @@ impl IdentityStore for SqlStore {
                 "DELETE FROM principal_secrets WHERE object_id = $1",
                 "DELETE FROM principal_certificates WHERE object_id = $1",
                 "DELETE FROM group_members WHERE member_id = $1",
-                "DELETE FROM role_assignments WHERE principal_id = $1",
+                // Assignments name principals in any case (ids compare case-insensitively everywhere).
+                self.assignments_of_principal_delete(),
                 "DELETE FROM principals WHERE object_id = $1",
             ] {
                 sqlx::query(sql)
@@ -203,7 +214,8 @@ impl IdentityStore for SqlStore {
             }
             for sql in [
                 "DELETE FROM group_members WHERE group_id = $1",
-                "DELETE FROM role_assignments WHERE principal_id = $1",
+                // Assignments name principals in any case (ids compare case-insensitively everywhere).
+                self.assignments_of_principal_delete(),
                 "DELETE FROM groups WHERE object_id = $1",
             ] {
                 sqlx::query(sql)
@@ -330,14 +342,18 @@ pub(crate) async fn insert_principal(conn: &mut AnyConnection, p: &PrincipalReco
         }
         .into());
     }
-    sqlx::query("INSERT INTO principals (object_id, client_id, display_name, created) VALUES ($1, $2, $3, $4)")
-        .bind(&p.object_id)
-        .bind(&p.client_id)
-        .bind(&p.display_name)
-        .bind(p.created)
-        .execute(&mut *conn)
-        .await
-        .map_err(storage)?;
+    sqlx::query(
+        "INSERT INTO principals (object_id, client_id, display_name, created, allowed_networks) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&p.object_id)
+    .bind(&p.client_id)
+    .bind(&p.display_name)
+    .bind(p.created)
+    .bind(networks_json(&p.allowed_networks))
+    .execute(&mut *conn)
+    .await
+    .map_err(storage)?;
     for s in &p.secrets {
         insert_secret(conn, &p.object_id, s).await?;
     }
