@@ -5,11 +5,7 @@
 //!
 //! Without the cluster the tests pass without doing anything, unless COFFER_REQUIRE_POSTGRES=1 (as in
 //! `./scripts/test`), which makes them fail.
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "test helpers outside #[test] functions may panic"
-)]
+#![expect(clippy::unwrap_used, reason = "test helpers outside #[test] functions may panic")]
 use std::sync::Arc;
 
 use coffer_core::store::prelude::*;
