@@ -4,7 +4,7 @@ use coffer_core::Error;
 use sqlx::Row;
 
 use crate::rows::storage;
-use crate::sql::{SqlStore, exists, key_of, write_tx};
+use crate::sql::{Dialect, SqlStore, exists, key_of, write_tx};
 use coffer_core::rbac::RoleAssignment;
 use coffer_core::store::{BackupStore, GroupRecord, KeyDump, PrincipalRecord, RestoreSet};
 use sqlx::AnyConnection;
@@ -20,6 +20,12 @@ impl BackupStore for SqlStore {
         // One read transaction: a consistent snapshot while the data plane keeps serving. A sqlx transaction, so
         // that an error or a dropped future rolls it back instead of returning a connection with an open snapshot.
         let mut conn = self.reader.begin().await.map_err(storage)?;
+        if self.dialect == Dialect::Postgres {
+            // PostgreSQL's default (read committed) takes a new snapshot per statement; a backup needs one.
+            sqlx::Executor::execute(&mut *conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .await
+                .map_err(storage)?;
+        }
         let result = async {
             let sql = format!("{VERSION_SELECT} ORDER BY k.name_key, v.seq");
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

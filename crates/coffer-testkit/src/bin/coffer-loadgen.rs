@@ -22,7 +22,7 @@ struct Args {
     #[arg(long)]
     creds: std::path::PathBuf,
     /// Operation: sign-es256, sign-rs256, sign-ps256, decrypt-rsa-oaep256, encrypt-a256gcm, wrap-a256kw, get-key,
-    /// rng.
+    /// rng, create-ec (a new P-256 key per request: the key creation rate).
     #[arg(long, default_value = "sign-es256")]
     op: String,
     /// Concurrent clients.
@@ -121,6 +121,15 @@ async fn main() -> anyhow::Result<()> {
                 body: None,
             },
         ),
+        "create-ec" => (
+            json!({"kty":"EC","crv":"P-256"}),
+            Op {
+                method: reqwest::Method::POST,
+                // `{n}` becomes a name of the request's own.
+                path: format!("/keys/lg-new-{{n}}/create?{v}"),
+                body: Some(json!({"kty":"EC-HSM","crv":"P-256"})),
+            },
+        ),
         "rng" => (
             json!({"kty":"EC","crv":"P-256"}),
             Op {
@@ -173,15 +182,18 @@ async fn main() -> anyhow::Result<()> {
     let per_task = args.max_requests / args.concurrency.max(1);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
+    let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
+    for task in 0..args.concurrency.max(1) {
         let (client, op, token, url) = (client.clone(), Arc::clone(&op), token.clone(), url.clone());
+        let prefix = format!("{run}-{task}");
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0usize;
             while Instant::now() < deadline && lat.len() + errors < per_task {
                 let t = Instant::now();
+                let path = op.path.replace("{n}", &format!("{prefix}-{}", lat.len() + errors));
                 let mut req = client
-                    .request(op.method.clone(), format!("{url}{}", op.path))
+                    .request(op.method.clone(), format!("{url}{path}"))
                     .bearer_auth(&token);
                 if let Some(b) = &op.body {
                     req = req.json(b);
