@@ -182,7 +182,12 @@ async fn main() -> anyhow::Result<()> {
     let per_task = args.max_requests / args.concurrency.max(1);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+    );
     for task in 0..args.concurrency.max(1) {
         let (client, op, token, url) = (client.clone(), Arc::clone(&op), token.clone(), url.clone());
         let prefix = format!("{run}-{task}");
