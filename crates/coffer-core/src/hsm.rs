@@ -70,6 +70,8 @@ pub struct Hsm {
     pub(crate) issuer: String,
     /// Verified bearer tokens (`identity.rs`).
     pub(crate) tokens: crate::identity::TokenCache,
+    /// The change feed's position when the view was built: other nodes' changes are followed from there.
+    pub(crate) feed_start: i64,
 }
 
 impl std::fmt::Debug for Hsm {
@@ -111,6 +113,8 @@ impl Hsm {
         )?;
         let token_key = TokenSigningKey::from_pkcs8(&token_pkcs8)?;
         let cache = KeyCache::new(config.key_cache_capacity);
+        // Read before the view is built, so that no change committed meanwhile is missed (one seen twice is re-read).
+        let feed_start = store.latest_change().await?;
         let view = Arc::new(
             crate::state::StateCell::load(
                 store.as_ref(),
@@ -161,6 +165,7 @@ impl Hsm {
                 view,
                 issuer,
                 tokens: crate::identity::TokenCache::default(),
+                feed_start,
             },
             credentials,
         ))
@@ -210,6 +215,48 @@ impl Hsm {
     /// The current in-memory state (one load per request; no lock, no I/O).
     pub fn view(&self) -> Arc<crate::state::View> {
         self.view.view()
+    }
+
+    /// A follower of the change feed from where this node's view was built (see [`Hsm::catch_up`]).
+    pub fn follower(&self) -> crate::state::follow::Follower {
+        crate::state::follow::Follower::after(self.feed_start)
+    }
+
+    /// Applies what other nodes committed since `follower` last caught up: reads the change feed, re-reads the
+    /// entities it names and publishes them (and drops their cached key material). Returns how many changes were
+    /// new. The server calls it when PostgreSQL notifies a change and every second (docs/DATABASE.md).
+    pub async fn catch_up(&self, follower: &mut crate::state::follow::Follower) -> Result<usize, Error> {
+        const BATCH: usize = 10_000;
+        let mut total = 0;
+        loop {
+            let before = follower.watermark();
+            let rows = self.store.changes_after(before, BATCH).await?;
+            let new = follower.take_new(&rows, self.clock.now());
+            if !new.is_empty() {
+                let store = Arc::clone(&self.store);
+                let changes = new.clone();
+                self.view
+                    .publish(|mut v| async move {
+                        crate::state::follow::apply(store.as_ref(), &mut v, &changes).await?;
+                        Ok(v)
+                    })
+                    .await?;
+                for c in new.iter().filter(|c| c.kind == "key") {
+                    self.cache.invalidate(&c.id);
+                }
+                total += new.len();
+            }
+            // A full batch means more may follow, unless the watermark is held by a gap (then the rest comes in the
+            // next call, once the gap is settled).
+            if rows.len() < BATCH || follower.watermark() == before {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Forgets feed entries older than an hour (any node may do it; every node applies changes within seconds).
+    pub async fn prune_change_feed(&self) -> Result<u64, Error> {
+        self.store.prune_changes(self.clock.now() - 3600).await
     }
 
     /// Rebuilds the in-memory state from the store (another process over the same database changed it).

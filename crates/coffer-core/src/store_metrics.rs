@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use crate::Error;
 use crate::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
 use crate::rbac::{Activation, EligibleAssignment, Network, RoleAssignment, RoleDefinition};
-use crate::store::{AssertionStore, BackupStore, IdentityStore, InstanceStore, KeyStore, PolicyStore, RbacStore};
+use crate::store::{
+    AssertionStore, BackupStore, Change, ChangeStore, IdentityStore, InstanceStore, KeyStore, PolicyStore, RbacStore,
+};
 use crate::store::{
     ClientSecretRecord, GroupRecord, InstanceRecord, KeyDump, NewVersionMode, PrincipalRecord, RestoreSet, Store,
 };
@@ -101,6 +103,9 @@ store_counters!(
     put_policy_assignment,
     delete_policy_assignment,
     consume_assertion_jti,
+    latest_change,
+    changes_after,
+    prune_changes,
 );
 
 fn count(counter: &AtomicU64) {
@@ -451,6 +456,22 @@ impl AssertionStore for CountingStore {
     }
 }
 
+#[async_trait]
+impl ChangeStore for CountingStore {
+    async fn latest_change(&self) -> Result<i64, Error> {
+        count(&self.counters.latest_change);
+        self.inner.latest_change().await
+    }
+    async fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>, Error> {
+        count(&self.counters.changes_after);
+        self.inner.changes_after(after, limit).await
+    }
+    async fn prune_changes(&self, before: i64) -> Result<u64, Error> {
+        count(&self.counters.prune_changes);
+        self.inner.prune_changes(before).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +498,7 @@ mod tests {
             (include_str!("store/rbac.rs"), "pub trait RbacStore"),
             (include_str!("store/policy.rs"), "pub trait PolicyStore"),
             (include_str!("store/assertions.rs"), "pub trait AssertionStore"),
+            (include_str!("store/changes.rs"), "pub trait ChangeStore"),
         ];
         let trait_methods: Vec<&str> = ports.iter().flat_map(|(src, start)| async_fns(src, start)).collect();
         assert!(trait_methods.len() > 50, "{trait_methods:?}");

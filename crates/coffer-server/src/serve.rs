@@ -33,6 +33,8 @@ pub struct Running {
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     jobs: tokio::task::JoinHandle<()>,
+    /// Following other nodes' changes (PostgreSQL only).
+    follow: Option<tokio::task::JoinHandle<()>>,
     tls: Arc<crate::tls::TlsManager>,
     tls_watch: Option<tokio::task::JoinHandle<()>>,
 }
@@ -41,6 +43,9 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish (up to 10 s), and waits for the server task.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.jobs.abort();
+        if let Some(f) = &self.follow {
+            f.abort();
+        }
         if let Some(w) = &self.tls_watch {
             w.abort();
         }
@@ -102,7 +107,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
 
     // Every store call is counted, from the first one on (`coffer_store_queries_total`).
     tracing::info!(database = %config.database.describe(&dir), "opening the store");
-    let store = CountingStore::new(Arc::new(config.database.open(&dir).await?));
+    let sql = Arc::new(config.database.open(&dir).await?);
+    // PostgreSQL: other nodes may share the database; their changes are followed (`follow_changes`).
+    let feed_listener = sql.change_listener().await?;
+    let store = CountingStore::new(sql);
     let store_queries = Arc::clone(store.counters());
     let fresh = coffer_core::store::InstanceStore::instance(&store).await?.is_none();
     if !fresh && config.recovery {
@@ -281,6 +289,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
     let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     let checkpoints = tokio::spawn(save_audit_checkpoints(Arc::clone(&hsm_for_jobs)));
     let jobs = tokio::spawn(run_jobs(Arc::clone(&hsm_for_jobs), config.jobs_interval_secs));
+    let follow = feed_listener.map(|l| tokio::spawn(follow_changes(Arc::clone(&hsm_for_jobs), l)));
     let tls_watch = (config.tls.reload_interval_secs > 0 && tls.watches_files())
         .then(|| tokio::spawn(Arc::clone(&tls).watch(Duration::from_secs(config.tls.reload_interval_secs))));
     tracing::info!(url = %public_url, %addr, "coffer is listening");
@@ -295,9 +304,31 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
         handle,
         task,
         jobs,
+        follow,
         tls,
         tls_watch,
     })
+}
+
+/// Applies other nodes' changes to this node's view: woken by PostgreSQL's notification, and at least every second
+/// (a notification lost with a dropped connection costs at most that). Old feed entries are pruned now and then.
+async fn follow_changes(hsm: Arc<Hsm>, mut listener: coffer_store::ChangeListener) {
+    let mut follower = hsm.follower();
+    let mut pruned = std::time::Instant::now();
+    loop {
+        listener.wait(Duration::from_secs(1)).await;
+        match hsm.catch_up(&mut follower).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(changes = n, "applied changes from the feed"),
+            Err(e) => tracing::warn!(error = %e, "could not apply the change feed; retrying"),
+        }
+        if pruned.elapsed() > Duration::from_secs(600) {
+            pruned = std::time::Instant::now();
+            if let Err(e) = hsm.prune_change_feed().await {
+                tracing::warn!(error = %e, "could not prune the change feed");
+            }
+        }
+    }
 }
 
 /// Opens the audit sinks, continues the chain where the newest file ends, and starts the audit writer.

@@ -29,6 +29,9 @@ pub const TABLES: &[&str] = &[
     "assertion_jti",
 ];
 
+/// Tables not copied: the change feed (what other PostgreSQL nodes follow; empty on SQLite).
+const NOT_COPIED: &[&str] = &["changes", "schema_migrations", "sqlite_sequence"];
+
 fn refuse(msg: impl Into<String>) -> Error {
     Error::BadParameter(msg.into())
 }
@@ -47,7 +50,7 @@ pub async fn sqlite_to_postgres(from: &SqlStore, to: &SqlStore) -> Result<Vec<(&
             .map_err(storage)?;
     let unknown: Vec<&String> = source_tables
         .iter()
-        .filter(|t| !TABLES.contains(&t.as_str()) && !["schema_migrations", "sqlite_sequence"].contains(&t.as_str()))
+        .filter(|t| !TABLES.contains(&t.as_str()) && !NOT_COPIED.contains(&t.as_str()))
         .collect();
     if !unknown.is_empty() {
         return Err(Error::Corrupt(format!(

@@ -5,6 +5,7 @@
 
 mod assertions;
 mod backup;
+mod changes;
 pub mod copy;
 mod identities;
 mod instance;
@@ -16,5 +17,6 @@ mod rbac;
 mod rows;
 mod sql;
 
+pub use changes::ChangeListener;
 pub use postgres::{PasswordSource, PostgresConfig};
 pub use sql::{Dialect, SqlStore};

@@ -25,6 +25,7 @@ const SQLITE: &[(i64, &str)] = &[
     ),
     (9, include_str!("../migrations/sqlite/0009_assertion_jti.sql")),
     (11, include_str!("../migrations/sqlite/0011_key_origin.sql")),
+    (12, include_str!("../migrations/sqlite/0012_changes.sql")),
 ];
 
 /// (version, SQL) for PostgreSQL: the same schema, version for version.
@@ -45,6 +46,7 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
     (9, include_str!("../migrations/postgres/0009_assertion_jti.sql")),
     (11, include_str!("../migrations/postgres/0011_key_origin.sql")),
+    (12, include_str!("../migrations/postgres/0012_changes.sql")),
 ];
 
 /// Any number identifying Coffer's migration lock among the database's advisory locks.

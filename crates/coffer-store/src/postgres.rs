@@ -94,6 +94,12 @@ impl PostgresConfig {
 /// A connection URL holding a password: zeroized when dropped, never printed.
 pub(crate) struct SecretUrl(SecretBytes);
 
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretUrl(<redacted>)")
+    }
+}
+
 impl SecretUrl {
     pub(crate) fn expose(&self) -> &str {
         std::str::from_utf8(self.0.expose_secret()).unwrap_or("")

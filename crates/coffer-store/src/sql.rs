@@ -37,6 +37,8 @@ pub struct SqlStore {
     pub(crate) writer: AnyPool,
     pub(crate) reader: AnyPool,
     pub(crate) dialect: Dialect,
+    /// PostgreSQL: the connection URL (with the password) for the change listener's own connection.
+    pub(crate) listen_url: Option<std::sync::Arc<crate::postgres::SecretUrl>>,
 }
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -94,6 +96,7 @@ impl SqlStore {
             writer,
             reader,
             dialect: Dialect::Sqlite,
+            listen_url: None,
         })
     }
 
@@ -101,13 +104,14 @@ impl SqlStore {
     /// several nodes starting at once migrate exactly once.
     pub async fn connect_postgres(config: &crate::PostgresConfig) -> Result<Self, Error> {
         sqlx::any::install_default_drivers();
+        let url = config.url_with_password();
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             // A connection the server closed (failover, restart) fails this check and is replaced.
             .test_before_acquire(true)
-            .connect_with(any_options(config.url_with_password().expose())?)
+            .connect_with(any_options(url.expose())?)
             .await
             .map_err(storage)?;
         crate::migrate::run(&pool, Dialect::Postgres).await?;
@@ -115,6 +119,7 @@ impl SqlStore {
             reader: pool.clone(),
             writer: pool,
             dialect: Dialect::Postgres,
+            listen_url: Some(std::sync::Arc::new(url)),
         })
     }
 

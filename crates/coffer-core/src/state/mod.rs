@@ -15,6 +15,7 @@
 //! (built-ins are statics in `rbac::builtin`), network ACLs, the lifecycle state, purge protection, the
 //! full-restore lease, and the records crypto requests need for every live key (all versions, without their
 //! sealed material, which stays in the store and the unsealed-key cache).
+pub mod follow;
 pub mod publishing;
 
 use std::sync::Arc;

@@ -15,7 +15,9 @@ use crate::Error;
 use crate::key::{DeletedKey, Deletion, KeyName, KeyVersion, KeyVersionRecord};
 use crate::policy::PolicyAssignment;
 use crate::rbac::{Activation, EligibleAssignment, Network, RoleAssignment, RoleDefinition};
-use crate::store::{AssertionStore, BackupStore, IdentityStore, InstanceStore, KeyStore, PolicyStore, RbacStore};
+use crate::store::{
+    AssertionStore, BackupStore, Change, ChangeStore, IdentityStore, InstanceStore, KeyStore, PolicyStore, RbacStore,
+};
 use crate::store::{
     ClientSecretRecord, GroupRecord, InstanceRecord, KeyDump, NewVersionMode, PrincipalRecord, RestoreSet, Store,
 };
@@ -604,5 +606,19 @@ impl AssertionStore for PublishingStore {
     // Not part of the view: written straight through.
     async fn consume_assertion_jti(&self, client_id: &str, jti: &str, expires: i64, now: i64) -> Result<bool, Error> {
         self.inner.consume_assertion_jti(client_id, jti, expires, now).await
+    }
+}
+
+/// The feed only reports other nodes' changes; nothing to publish.
+#[async_trait]
+impl ChangeStore for PublishingStore {
+    async fn latest_change(&self) -> Result<i64, Error> {
+        self.inner.latest_change().await
+    }
+    async fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>, Error> {
+        self.inner.changes_after(after, limit).await
+    }
+    async fn prune_changes(&self, before: i64) -> Result<u64, Error> {
+        self.inner.prune_changes(before).await
     }
 }

@@ -2,6 +2,7 @@
 //! Adapters (coffer-store) implement it for SQLite now and PostgreSQL later; core never sees SQL.
 mod assertions;
 mod backup;
+mod changes;
 mod identities;
 mod instance;
 mod keys;
@@ -10,6 +11,7 @@ mod rbac;
 
 pub use assertions::AssertionStore;
 pub use backup::BackupStore;
+pub use changes::{Change, ChangeStore};
 pub use identities::IdentityStore;
 pub use instance::InstanceStore;
 pub use keys::KeyStore;
@@ -20,8 +22,8 @@ pub use rbac::RbacStore;
 /// concrete type (on `dyn Store` they always are).
 pub mod prelude {
     pub use super::{
-        AssertionStore as _, BackupStore as _, IdentityStore as _, InstanceStore as _, KeyStore as _, PolicyStore as _,
-        RbacStore as _,
+        AssertionStore as _, BackupStore as _, ChangeStore as _, IdentityStore as _, InstanceStore as _, KeyStore as _,
+        PolicyStore as _, RbacStore as _,
     };
 }
 
@@ -163,11 +165,14 @@ pub enum NewVersionMode {
 /// Storage of everything Coffer persists: one port per aggregate, each in its own file. Adapters implement every
 /// one of them; core holds the whole as `Arc<dyn Store>`.
 pub trait Store:
-    InstanceStore + KeyStore + BackupStore + IdentityStore + RbacStore + PolicyStore + AssertionStore
+    InstanceStore + KeyStore + BackupStore + IdentityStore + RbacStore + PolicyStore + AssertionStore + ChangeStore
 {
 }
 
-impl<T: InstanceStore + KeyStore + BackupStore + IdentityStore + RbacStore + PolicyStore + AssertionStore> Store for T {}
+impl<T: InstanceStore + KeyStore + BackupStore + IdentityStore + RbacStore + PolicyStore + AssertionStore + ChangeStore>
+    Store for T
+{
+}
 
 /// Why an adapter refused a write: the typed outcome of a store method, which core (not the adapter) turns into the
 /// Azure error a client sees. Adapters return it as `Err(Refusal::….into())`; a unique-key violation met in the
