@@ -113,8 +113,12 @@ impl Hsm {
         )?;
         let token_key = TokenSigningKey::from_pkcs8(&token_pkcs8)?;
         let cache = KeyCache::new(config.key_cache_capacity);
-        // Read before the view is built, so that no change committed meanwhile is missed (one seen twice is re-read).
-        let feed_start = store.latest_change().await?;
+        // Read before the view is built, and from a while back: changes recorded since then are read again (a
+        // re-read is harmless), so neither a change committed meanwhile nor one of a transaction still running (its
+        // position below later ones) is missed.
+        let feed_start = store
+            .last_change_before(clock.now() - crate::state::follow::GAP_PATIENCE_SECS)
+            .await?;
         let view = Arc::new(
             crate::state::StateCell::load(
                 store.as_ref(),
@@ -222,16 +226,27 @@ impl Hsm {
         crate::state::follow::Follower::after(self.feed_start)
     }
 
+    /// A follower starting from the feed's position as of now (less the gap window), read before a rebuild.
+    pub async fn follower_from_now(&self) -> Result<crate::state::follow::Follower, Error> {
+        let seq = self
+            .store
+            .last_change_before(self.clock.now() - crate::state::follow::GAP_PATIENCE_SECS)
+            .await?;
+        Ok(crate::state::follow::Follower::after(seq))
+    }
+
     /// Applies what other nodes committed since `follower` last caught up: reads the change feed, re-reads the
     /// entities it names and publishes them (and drops their cached key material). Returns how many changes were
     /// new. The server calls it when PostgreSQL notifies a change and every second (docs/DATABASE.md).
     pub async fn catch_up(&self, follower: &mut crate::state::follow::Follower) -> Result<usize, Error> {
         const BATCH: usize = 10_000;
         let mut total = 0;
+        let mut after = follower.watermark();
         loop {
-            let before = follower.watermark();
-            let rows = self.store.changes_after(before, BATCH).await?;
-            let new = follower.take_new(&rows, self.clock.now());
+            let rows = self.store.changes_after(after, BATCH).await?;
+            // Marked applied only once published: a failed read leaves the batch to the next call.
+            let mut next = follower.clone();
+            let new = next.take_new(&rows, self.clock.now());
             if !new.is_empty() {
                 let store = Arc::clone(&self.store);
                 let changes = new.clone();
@@ -241,17 +256,37 @@ impl Hsm {
                         Ok(v)
                     })
                     .await?;
-                for c in new.iter().filter(|c| c.kind == "key") {
-                    self.cache.invalidate(&c.id);
+                if new.iter().any(|c| c.kind == "full") {
+                    self.cache.clear();
+                } else {
+                    for c in new.iter().filter(|c| c.kind == "key") {
+                        self.cache.invalidate(&c.id);
+                    }
                 }
                 total += new.len();
             }
-            // A full batch means more may follow, unless the watermark is held by a gap (then the rest comes in the
-            // next call, once the gap is settled).
-            if rows.len() < BATCH || follower.watermark() == before {
-                return Ok(total);
+            *follower = next;
+            // A full batch: read on after it (not from the watermark, which a pending gap may hold back).
+            match rows.last() {
+                Some(last) if rows.len() == BATCH => after = last.seq,
+                _ => return Ok(total),
             }
         }
+    }
+
+    /// The change feed could not be read for too long: this node can no longer vouch that its view is current (a
+    /// revocation on another node might not have reached it), so decisions are refused until a full rebuild
+    /// succeeds (see [`Hsm::reload_state`]).
+    pub fn feed_lost(&self) {
+        if !self.view.is_stale() {
+            tracing::error!("the change feed is unreadable: refusing requests until the state is rebuilt");
+        }
+        self.view.mark_stale();
+    }
+
+    /// Whether requests are refused because the view may be behind the store.
+    pub fn state_is_stale(&self) -> bool {
+        self.view.is_stale()
     }
 
     /// Forgets feed entries older than an hour (any node may do it; every node applies changes within seconds).

@@ -103,7 +103,7 @@ store_counters!(
     put_policy_assignment,
     delete_policy_assignment,
     consume_assertion_jti,
-    latest_change,
+    last_change_before,
     changes_after,
     prune_changes,
 );
@@ -458,9 +458,9 @@ impl AssertionStore for CountingStore {
 
 #[async_trait]
 impl ChangeStore for CountingStore {
-    async fn latest_change(&self) -> Result<i64, Error> {
-        count(&self.counters.latest_change);
-        self.inner.latest_change().await
+    async fn last_change_before(&self, at: i64) -> Result<i64, Error> {
+        count(&self.counters.last_change_before);
+        self.inner.last_change_before(at).await
     }
     async fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>, Error> {
         count(&self.counters.changes_after);

@@ -313,14 +313,40 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<Running> {
 /// Applies other nodes' changes to this node's view: woken by PostgreSQL's notification, and at least every second
 /// (a notification lost with a dropped connection costs at most that). Old feed entries are pruned now and then.
 async fn follow_changes(hsm: Arc<Hsm>, mut listener: coffer_store::ChangeListener) {
+    /// Without a successful read of the feed for this long, decisions are refused (fail closed) until the database
+    /// is back and the whole state has been rebuilt.
+    const FEED_LOST_AFTER: Duration = Duration::from_secs(5);
     let mut follower = hsm.follower();
     let mut pruned = std::time::Instant::now();
+    let mut last_ok = std::time::Instant::now();
     loop {
         listener.wait(Duration::from_secs(1)).await;
+        if hsm.state_is_stale() {
+            // Rebuild from the store, then follow from where the rebuild started.
+            let start = hsm.follower_from_now().await;
+            match (start, hsm.reload_state().await) {
+                (Ok(f), Ok(_)) => {
+                    follower = f;
+                    last_ok = std::time::Instant::now();
+                    tracing::info!("state rebuilt from the store: serving again");
+                }
+                (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "could not rebuild the state yet"),
+            }
+            continue;
+        }
         match hsm.catch_up(&mut follower).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(changes = n, "applied changes from the feed"),
-            Err(e) => tracing::warn!(error = %e, "could not apply the change feed; retrying"),
+            Ok(n) => {
+                last_ok = std::time::Instant::now();
+                if n > 0 {
+                    tracing::debug!(changes = n, "applied changes from the feed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not apply the change feed; retrying");
+                if last_ok.elapsed() > FEED_LOST_AFTER {
+                    hsm.feed_lost();
+                }
+            }
         }
         if pruned.elapsed() > Duration::from_secs(600) {
             pruned = std::time::Instant::now();

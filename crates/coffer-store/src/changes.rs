@@ -12,8 +12,9 @@ use crate::sql::{Dialect, SqlStore};
 
 #[async_trait]
 impl ChangeStore for SqlStore {
-    async fn latest_change(&self) -> Result<i64, Error> {
-        sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM changes")
+    async fn last_change_before(&self, at: i64) -> Result<i64, Error> {
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM changes WHERE at < $1")
+            .bind(at)
             .fetch_one(&self.reader)
             .await
             .map_err(storage)?

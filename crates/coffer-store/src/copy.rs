@@ -42,7 +42,8 @@ pub async fn sqlite_to_postgres(from: &SqlStore, to: &SqlStore) -> Result<Vec<(&
     if from.dialect() != Dialect::Sqlite || to.dialect() != Dialect::Postgres {
         return Err(refuse("a migration copies a SQLite store into a PostgreSQL one"));
     }
-    let mut src = from.reader.acquire().await.map_err(storage)?;
+    // One read transaction on the source: every table from the same snapshot.
+    let mut src = from.reader.begin().await.map_err(storage)?;
     let source_tables: Vec<String> =
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
             .fetch_all(&mut *src)

@@ -45,7 +45,7 @@ impl PostgresConfig {
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(bad("database url: the scheme must be postgres:// (or postgresql://)"));
         }
-        if url.password().is_some() {
+        if url.password().is_some() || url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
             return Err(bad(
                 "database url: do not put the password in the URL; give a password file or environment variable",
             ));
@@ -73,7 +73,8 @@ impl PostgresConfig {
         })
     }
 
-    /// The URL without credentials, for logs and messages.
+    /// The URL without credentials, for logs and messages (no password can be in it: [`PostgresConfig::new`]
+    /// refuses one, in the user part or as a `password` parameter).
     pub fn redacted_url(&self) -> String {
         let mut u = self.url.clone();
         let _ = u.set_password(None);
@@ -113,6 +114,12 @@ mod tests {
     #[test]
     fn a_password_in_the_url_is_refused_and_never_printed() {
         let e = PostgresConfig::new("postgres://coffer:hunter2@db/coffer", &PasswordSource::None).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = PostgresConfig::new(
+            "postgres://coffer@db/coffer?sslmode=require&Password=hunter2",
+            &PasswordSource::None,
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         let e = PostgresConfig::new("mysql://db/coffer", &PasswordSource::None).unwrap_err();
         assert!(e.to_string().contains("postgres://"), "{e}");

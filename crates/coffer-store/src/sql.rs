@@ -174,11 +174,17 @@ impl SqlStore {
                 }
             };
             match result {
-                Err(e) if tries < MAX_ATTEMPTS && retryable(&e) => {
+                // A unique violation is retried a few times only: one met because another writer got there first
+                // turns into the body's own refusal on the next run; a plain duplicate stays a duplicate.
+                Err(e) if retryable(&e) && tries < if unique_violation(&e) { 3 } else { MAX_ATTEMPTS } => {
                     tracing::debug!(tries, "write transaction conflicted; retrying");
                     tokio::time::sleep(backoff(tries)).await;
                 }
-                Err(e) if unique_violation(&e) => return Err(Refusal::Duplicate.into()),
+                // Still conflicting after every attempt: a conflict for the client (409), not a server error.
+                Err(e) if retryable(&e) => {
+                    tracing::warn!(error = %e, tries, "write transaction kept conflicting; answering 409");
+                    return Err(Refusal::Duplicate.into());
+                }
                 other => return other,
             }
         }

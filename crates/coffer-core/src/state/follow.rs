@@ -14,7 +14,9 @@ use crate::store::{Change, Store};
 /// Feed positions are handed out when a transaction records its change, not when it commits: a position may stay
 /// missing for a while (its transaction still running) and appear later. A gap older than this is a transaction
 /// that rolled back, and the follower stops waiting for it.
-pub const GAP_PATIENCE_SECS: i64 = 30;
+/// It is generous (a full restore is one long transaction); a change seen late is applied when it appears anyway
+/// until the watermark passes it.
+pub const GAP_PATIENCE_SECS: i64 = 300;
 
 /// How far a node has applied the feed.
 #[derive(Debug, Clone, Default)]
@@ -86,6 +88,9 @@ pub(crate) async fn apply(store: &dyn Store, view: &mut View, changes: &[Change]
             "assignee" => super::refresh_assignments(store, view, &c.id).await?,
             "role" => super::refresh_custom_role(store, view, &c.id).await?,
             "instance" | "meta" => refresh_instance_facts(store, view).await?,
+            "full" => {
+                *view = super::rebuild(store, view.clone()).await?;
+            }
             other => tracing::warn!(kind = other, "unknown change kind in the feed: ignored"),
         }
     }

@@ -612,8 +612,8 @@ impl AssertionStore for PublishingStore {
 /// The feed only reports other nodes' changes; nothing to publish.
 #[async_trait]
 impl ChangeStore for PublishingStore {
-    async fn latest_change(&self) -> Result<i64, Error> {
-        self.inner.latest_change().await
+    async fn last_change_before(&self, at: i64) -> Result<i64, Error> {
+        self.inner.last_change_before(at).await
     }
     async fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>, Error> {
         self.inner.changes_after(after, limit).await

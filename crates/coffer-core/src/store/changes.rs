@@ -21,8 +21,10 @@ pub struct Change {
 /// The change feed.
 #[async_trait]
 pub trait ChangeStore: Send + Sync + 'static {
-    /// The highest position recorded so far (0: none).
-    async fn latest_change(&self) -> Result<i64, Error>;
+    /// The highest position recorded before `at` (Unix seconds; 0: none). A node starts following from the
+    /// position recorded a while before its view was built, so that a transaction still running then (whose
+    /// position is below later ones) is not skipped.
+    async fn last_change_before(&self, at: i64) -> Result<i64, Error>;
     /// Changes at positions above `after`, in position order, at most `limit`.
     async fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>, Error>;
     /// Forgets changes recorded before `before` (Unix seconds). Returns how many.

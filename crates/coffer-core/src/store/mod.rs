@@ -195,7 +195,8 @@ pub enum Refusal {
     RoleInUse { id: String },
     /// A role assignment names a role definition that does not exist.
     NoSuchRole { id: String },
-    /// The database itself refused a duplicate (a unique key met by concurrent writers, after retries).
+    /// The database itself refused the write: a duplicate unique key, or a conflict with concurrent writers that
+    /// persisted through every retry.
     Duplicate,
 }
 
@@ -251,7 +252,9 @@ impl From<Refusal> for Error {
                 "The role definition '{id}' is referenced by role assignments; delete them first."
             )),
             Refusal::NoSuchRole { id } => Error::BadParameter(format!("The role definition '{id}' does not exist.")),
-            Refusal::Duplicate => Error::Conflict("An object with this name or id already exists.".into()),
+            Refusal::Duplicate => Error::Conflict(
+                "The object exists, or is being changed by another request at the same time; try again.".into(),
+            ),
         }
     }
 }
