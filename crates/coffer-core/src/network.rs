@@ -361,8 +361,8 @@ mod tests {
             ip("203.0.113.7")
         );
         assert!(
-            !a.allows(ip("0.0.0.0")) || !a.public_disabled(),
-            "unknown is not private"
+            !a.allows(ip("0.0.0.0")),
+            "an unknown client matches no rule: the default action (Deny) applies"
         );
     }
 
