@@ -246,7 +246,12 @@ impl Hsm {
             let rows = self.store.changes_after(after, BATCH).await?;
             // Marked applied only once published: a failed read leaves the batch to the next call.
             let mut next = follower.clone();
-            let new = next.take_new(&rows, self.clock.now());
+            // This node's own writes were published when they were made.
+            let new: Vec<_> = next
+                .take_new(&rows, self.clock.now())
+                .into_iter()
+                .filter(|c| !c.own)
+                .collect();
             if !new.is_empty() {
                 let store = Arc::clone(&self.store);
                 let changes = new.clone();

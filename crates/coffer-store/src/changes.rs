@@ -23,7 +23,7 @@ impl ChangeStore for SqlStore {
     }
 
     async fn changes_after(&self, after: i64, limit: usize) -> Result<Vec<Change>, Error> {
-        let rows = sqlx::query("SELECT seq, kind, id, at FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+        let rows = sqlx::query("SELECT seq, kind, id, at, node FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(after)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.reader)
@@ -36,6 +36,10 @@ impl ChangeStore for SqlStore {
                     kind: r.try_get("kind").map_err(storage)?,
                     id: r.try_get("id").map_err(storage)?,
                     at: r.try_get("at").map_err(storage)?,
+                    own: r
+                        .try_get::<Option<String>, _>("node")
+                        .map_err(storage)?
+                        .is_some_and(|n| n == self.node_name),
                 })
             })
             .collect()

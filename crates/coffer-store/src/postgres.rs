@@ -83,7 +83,27 @@ impl PostgresConfig {
 
     /// The URL the driver connects with (the password percent-encoded into it), as a secret.
     pub(crate) fn url_with_password(&self) -> SecretUrl {
+        self.url_with_password_and(&[])
+    }
+
+    /// As [`PostgresConfig::url_with_password`], with these query parameters set (replacing the URL's own).
+    pub(crate) fn url_with_password_and(&self, params: &[(&str, &str)]) -> SecretUrl {
         let mut u = self.url.clone();
+        if !params.is_empty() {
+            let kept: Vec<(String, String)> = u
+                .query_pairs()
+                .filter(|(k, _)| !params.iter().any(|(p, _)| k == p))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let mut q = u.query_pairs_mut();
+            q.clear();
+            for (k, v) in &kept {
+                q.append_pair(k, v);
+            }
+            for (k, v) in params {
+                q.append_pair(k, v);
+            }
+        }
         if let Some(p) = &self.password {
             let p = String::from_utf8_lossy(p.expose_secret());
             let _ = u.set_password(Some(&p));

@@ -39,6 +39,9 @@ pub struct SqlStore {
     pub(crate) dialect: Dialect,
     /// PostgreSQL: the connection URL (with the password) for the change listener's own connection.
     pub(crate) listen_url: Option<std::sync::Arc<crate::postgres::SecretUrl>>,
+    /// This process's name on its database connections (`application_name` on PostgreSQL), which the change feed
+    /// records with each change.
+    pub(crate) node_name: String,
 }
 
 pub(crate) type Tx = Transaction<'static, Any>;
@@ -97,6 +100,7 @@ impl SqlStore {
             reader,
             dialect: Dialect::Sqlite,
             listen_url: None,
+            node_name: node_name(),
         })
     }
 
@@ -104,14 +108,16 @@ impl SqlStore {
     /// several nodes starting at once migrate exactly once.
     pub async fn connect_postgres(config: &crate::PostgresConfig) -> Result<Self, Error> {
         sqlx::any::install_default_drivers();
+        let node_name = node_name();
         let url = config.url_with_password();
+        let pool_url = config.url_with_password_and(&[("application_name", &node_name)]);
         let pool = AnyPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             // A connection the server closed (failover, restart) fails this check and is replaced.
             .test_before_acquire(true)
-            .connect_with(any_options(url.expose())?)
+            .connect_with(any_options(pool_url.expose())?)
             .await
             .map_err(storage)?;
         crate::migrate::run(&pool, Dialect::Postgres).await?;
@@ -120,6 +126,7 @@ impl SqlStore {
             writer: pool,
             dialect: Dialect::Postgres,
             listen_url: Some(std::sync::Arc::new(url)),
+            node_name,
         })
     }
 
@@ -189,6 +196,14 @@ impl SqlStore {
             }
         }
     }
+}
+
+/// A name for this process's connections, distinct per start: `coffer-<pid>-<start time>`.
+fn node_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("coffer-{}-{nanos:x}", std::process::id())
 }
 
 fn any_options(url: &str) -> Result<AnyConnectOptions, Error> {

@@ -128,6 +128,7 @@ mod tests {
             kind: "key".into(),
             id: format!("k{seq}"),
             at,
+            own: false,
         }
     }
 

@@ -16,6 +16,8 @@ pub struct Change {
     pub id: String,
     /// When it was recorded (Unix seconds, the database's clock).
     pub at: i64,
+    /// Recorded by this node's own writes (already published here).
+    pub own: bool,
 }
 
 /// The change feed.
